@@ -1,0 +1,140 @@
+//! `arflow demo`: a realistic synthetic ledger, loaded into the store or written as CSV.
+
+use anyhow::{Context as _, Result};
+use arflow_demo::{CsvLayout, DemoParams, generate, write_csv_as};
+use arflow_domain::Currency;
+use arflow_domain::fx::{FxRate, RATE_SCALE, Rate};
+use arflow_store::{Change, ChangeSet};
+
+use crate::args::{DemoArgs, FormatArgs, ReportArgs, ReportName};
+use crate::commands::report;
+use crate::context::{Context, parse_date_arg};
+
+pub fn run(ctx: &Context, args: &DemoArgs) -> Result<()> {
+    let today = match &args.today {
+        Some(d) => parse_date_arg("--today", d)?,
+        None => ctx.today()?,
+    };
+    anyhow::ensure!(args.customers > 0, "--customers must be at least 1");
+    let mut params = DemoParams::new(today);
+    params.base_currency = ctx.org.base_currency;
+    params.customers = args.customers;
+    params.invoices = args.invoices;
+    params.seed = args.seed;
+
+    if let Some(dir) = &args.csv {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("could not create {}", dir.display()))?;
+        let layout = if args.single_file {
+            CsvLayout::InvoicesWithPaidDate
+        } else {
+            CsvLayout::Ledger
+        };
+        let c = write_csv_as(&params, dir, layout).with_context(|| {
+            format!("could not write the demo CSV files into {}", dir.display())
+        })?;
+        println!(
+            "wrote {} customers, {} contacts, {} invoices, {} credit notes, {} payments into {}",
+            c.customers,
+            c.contacts,
+            c.invoices,
+            c.credit_notes,
+            c.payments,
+            dir.display()
+        );
+        return Ok(());
+    }
+
+    let existing = ctx.store.ledger_facts(ctx.org.id)?.invoices.len();
+    if existing > 0 && !args.force {
+        eprintln!(
+            "the ledger already has {existing} invoices: not loading the demo again (use --force to add it anyway, or another --data-dir)"
+        );
+    } else {
+        let ledger = generate(&params);
+        let fx_rates = demo_rates(&ledger.invoices, ctx.org.base_currency, today);
+        let changes = ChangeSet {
+            customers: ledger.customers.into_iter().map(Change::Insert).collect(),
+            contacts: ledger.contacts.into_iter().map(Change::Insert).collect(),
+            invoices: ledger.invoices.into_iter().map(Change::Insert).collect(),
+            credit_notes: ledger
+                .credit_notes
+                .into_iter()
+                .map(Change::Insert)
+                .collect(),
+            payments: ledger.payments.into_iter().map(Change::Insert).collect(),
+            allocations: ledger.allocations,
+            fx_rates,
+        };
+        let applied = ctx
+            .store
+            .apply(ctx.org.id, &changes, "demo", ctx.clock.now())?;
+        println!(
+            "loaded the demo ledger (seed {}): {} customers, {} contacts, {} invoices, {} credit notes, {} payments, {} allocations",
+            params.seed,
+            applied.customers.inserted,
+            applied.contacts.inserted,
+            applied.invoices.inserted,
+            applied.credit_notes.inserted,
+            applied.payments.inserted,
+            applied.allocations.inserted
+        );
+    }
+    let summary = ReportArgs {
+        report: ReportName::Summary,
+        as_of: Some(today.to_string()),
+        segment: None,
+        format: FormatArgs {
+            json: false,
+            csv: false,
+        },
+    };
+    report::run(ctx, &summary)
+}
+
+/// Approximate value of one unit in US dollars, scaled by 10^6; the demo's
+/// currencies only. Synthetic data, so fixed illustrative rates.
+const USD_VALUE_E6: &[(&str, i128)] = &[
+    ("USD", 1_000_000),
+    ("EUR", 1_080_000),
+    ("GBP", 1_270_000),
+    ("JPY", 6_700),
+    ("CAD", 730_000),
+    ("AUD", 660_000),
+    ("CHF", 1_130_000),
+];
+
+/// One rate into the base currency for every other currency the demo
+/// invoices in, valid from two years before today, so totals can convert.
+fn demo_rates(
+    invoices: &[arflow_domain::model::Invoice],
+    base: Currency,
+    today: jiff::civil::Date,
+) -> Vec<FxRate> {
+    let value = |c: Currency| {
+        USD_VALUE_E6
+            .iter()
+            .find(|(code, _)| *code == c.code())
+            .map(|(_, v)| *v)
+    };
+    let mut currencies: Vec<Currency> = invoices
+        .iter()
+        .map(|i| i.currency)
+        .filter(|c| *c != base)
+        .collect();
+    currencies.sort();
+    currencies.dedup();
+    let valid_on = today.saturating_sub(jiff::Span::new().years(3));
+    currencies
+        .into_iter()
+        .filter_map(|c| {
+            let (from, to) = (value(c)?, value(base)?);
+            Some(FxRate {
+                from: c,
+                to: base,
+                valid_on,
+                rate: Rate(from * RATE_SCALE / to),
+            })
+        })
+        .collect()
+}
