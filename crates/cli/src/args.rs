@@ -87,6 +87,10 @@ pub enum ReportName {
     Cei,
     Summary,
     Customers,
+    /// Month-over-month roll rates between aging buckets.
+    RollRates,
+    /// Collection rate by segment and invoices that moved from current to overdue.
+    Collections,
 }
 
 #[derive(Debug, Args)]
@@ -98,6 +102,12 @@ pub struct ReportArgs {
     /// Only customers in this segment.
     #[arg(long)]
     pub segment: Option<String>,
+    /// Start of the period for `collections` (default: 30 days ending --as-of).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Month-ends covered by `roll-rates`.
+    #[arg(long, default_value_t = 6)]
+    pub months: u32,
     #[command(flatten)]
     pub format: FormatArgs,
 }

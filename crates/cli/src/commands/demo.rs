@@ -84,6 +84,8 @@ pub fn run(ctx: &Context, args: &DemoArgs) -> Result<()> {
         report: ReportName::Summary,
         as_of: Some(today.to_string()),
         segment: None,
+        from: None,
+        months: 6,
         format: FormatArgs {
             json: false,
             csv: false,

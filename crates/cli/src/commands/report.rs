@@ -11,6 +11,10 @@ use arflow_domain::analytics::aging::{AgingBasis, AgingConfig, AgingReport, agin
 use arflow_domain::analytics::cei::{CeiReport, CeiVariant, cei};
 use arflow_domain::analytics::customers::{CustomerBehaviorReport, customer_behavior};
 use arflow_domain::analytics::dso::{DsoConfig, DsoReport, dso};
+use arflow_domain::analytics::roll_rates::{RollRateReport, roll_rates};
+use arflow_domain::analytics::segments::{
+    CollectionRateReport, MovedToOverdueReport, collection_rate_by_segment, moved_to_overdue,
+};
 use arflow_domain::analytics::summary::{Summary, SummaryConfig, summary};
 use arflow_domain::fx::FxTable;
 use arflow_domain::ledger::{BaseConverter, Ledger};
@@ -175,6 +179,30 @@ pub fn run(ctx: &Context, args: &ReportArgs) -> Result<()> {
             } else {
                 summary_table(ctx, &s, &ag);
                 Ok(())
+            }
+        }
+        ReportName::RollRates => {
+            let r = roll_rates(&ledger, &conv, as_of, segment, &aging_config, args.months)
+                .context("could not compute roll rates")?;
+            if fmt.json {
+                print_json(&roll_rates_json(&r))
+            } else {
+                roll_rates_output(&r, fmt.csv)
+            }
+        }
+        ReportName::Collections => {
+            let period = match &args.from {
+                Some(d) => Period::new(parse_date_arg("--from", d)?, as_of)?,
+                None => Period::days_ending(as_of, 30)?,
+            };
+            let rate = collection_rate_by_segment(&ledger, &conv, as_of, Some(period), segment)
+                .context("could not compute collection rates")?;
+            let moved = moved_to_overdue(&ledger, &conv, as_of, Some(period), segment)
+                .context("could not count invoices that became overdue")?;
+            if fmt.json {
+                print_json(&collections_json(&rate, &moved))
+            } else {
+                collections_output(&rate, &moved, fmt.csv)
             }
         }
         ReportName::Customers => {
@@ -639,6 +667,159 @@ fn customers_output(r: &CustomerBehaviorReport, csv: bool) -> Result<()> {
         segment_note(&r.segment)
     );
     let mut t = Table::new(&header).numeric_from(3);
+    for row in rows {
+        t.row(row);
+    }
+    t.print();
+    Ok(())
+}
+
+fn rate_pct(v: Option<f64>) -> String {
+    v.map(|r| format!("{:.1}%", r * 100.0))
+        .unwrap_or_else(|| "n/a".into())
+}
+
+fn roll_rates_json(r: &RollRateReport) -> Value {
+    let c = r.currency;
+    json!({
+        "report": "roll-rates",
+        "as_of": r.as_of.to_string(),
+        "currency": c.code(),
+        "segment": r.segment,
+        "buckets": r.buckets,
+        "months": r.months.iter().map(|m| json!({
+            "from": m.from.to_string(), "to": m.to.to_string(),
+            "rolls": m.rolls.iter().map(|b| json!({
+                "from_bucket": b.from_bucket, "to_bucket": b.to_bucket,
+                "from_amount": amount(b.from_amount, c), "from_count": b.from_count,
+                "rolled_amount": amount(b.rolled_amount, c), "rolled_count": b.rolled_count,
+                "rate": b.rate.map(|x| json!((x * 10_000.0).round() / 10_000.0)),
+            })).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+        "average": r.average.iter().map(|a| a.map(|x| json!((x * 10_000.0).round() / 10_000.0))).collect::<Vec<_>>(),
+    })
+}
+
+fn roll_rates_output(r: &RollRateReport, csv: bool) -> Result<()> {
+    let mut header: Vec<String> = vec!["from".into(), "to".into()];
+    let pairs: Vec<String> = r
+        .buckets
+        .windows(2)
+        .map(|w| format!("{} -> {}", w[0], w[1]))
+        .collect();
+    header.extend(pairs.iter().cloned());
+    let mut rows: Vec<Vec<String>> = r
+        .months
+        .iter()
+        .map(|m| {
+            let mut row = vec![m.from.to_string(), m.to.to_string()];
+            row.extend(m.rolls.iter().map(|b| rate_pct(b.rate)));
+            row
+        })
+        .collect();
+    let mut avg = vec!["average".to_string(), String::new()];
+    avg.extend(r.average.iter().map(|a| rate_pct(*a)));
+    rows.push(avg);
+    let header_refs: Vec<&str> = header.iter().map(String::as_str).collect();
+    if csv {
+        return print_csv(&header_refs, &rows);
+    }
+    println!(
+        "Roll rates: share of each bucket's balance that rolled into the next one a month later{}",
+        segment_note(&r.segment)
+    );
+    let mut t = Table::new(&header_refs).numeric_from(2);
+    for row in rows {
+        t.row(row);
+    }
+    t.print();
+    Ok(())
+}
+
+fn collections_json(rate: &CollectionRateReport, moved: &MovedToOverdueReport) -> Value {
+    let c = rate.currency;
+    let seg = |s: &arflow_domain::analytics::segments::SegmentCollection| {
+        json!({
+            "segment": s.segment, "beginning_ar": amount(s.beginning_ar, c), "invoiced": amount(s.invoiced, c),
+            "cash_applied": amount(s.cash_applied, c), "credits_applied": amount(s.credits_applied, c),
+            "collected": amount(s.collected, c), "collectible": amount(s.collectible, c),
+            "collection_rate_percent": ratio_json(s.collection_rate.map(|x| x * 100.0)), "ending_ar": amount(s.ending_ar, c),
+        })
+    };
+    json!({
+        "report": "collections",
+        "as_of": rate.as_of.to_string(),
+        "currency": c.code(),
+        "period": {"start": rate.period.start.to_string(), "end": rate.period.end.to_string()},
+        "segments": rate.segments.iter().map(seg).collect::<Vec<_>>(),
+        "total": seg(&rate.total),
+        "moved_to_overdue": {
+            "invoice_count": moved.invoice_count,
+            "amount": amount(moved.amount, c),
+            "segments": moved.segments.iter().map(|m| json!({"segment": m.segment, "invoice_count": m.invoice_count, "amount": amount(m.amount, c)})).collect::<Vec<_>>(),
+        },
+    })
+}
+
+fn collections_output(
+    rate: &CollectionRateReport,
+    moved: &MovedToOverdueReport,
+    csv: bool,
+) -> Result<()> {
+    let c = rate.currency;
+    let header = [
+        "segment",
+        "beginning_ar",
+        "invoiced",
+        "collected",
+        "collection_rate",
+        "ending_ar",
+        "moved_to_overdue",
+        "moved_amount",
+    ];
+    let money = |v| {
+        if csv {
+            format_minor(v, c)
+        } else {
+            format_minor_grouped(v, c)
+        }
+    };
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    for s in rate.segments.iter().chain(std::iter::once(&rate.total)) {
+        let is_total = std::ptr::eq(s, &rate.total);
+        let (count, amt) = if is_total {
+            (moved.invoice_count, moved.amount)
+        } else {
+            moved
+                .segments
+                .iter()
+                .find(|m| m.segment == s.segment)
+                .map_or((0, 0), |m| (m.invoice_count, m.amount))
+        };
+        let name = if is_total {
+            "all".to_string()
+        } else {
+            s.segment.clone().unwrap_or_else(|| "(none)".into())
+        };
+        rows.push(vec![
+            name,
+            money(s.beginning_ar),
+            money(s.invoiced),
+            money(s.collected),
+            rate_pct(s.collection_rate),
+            money(s.ending_ar),
+            count.to_string(),
+            money(amt),
+        ]);
+    }
+    if csv {
+        return print_csv(&header, &rows);
+    }
+    println!(
+        "Collections {}..{} ({}): collected / (AR at the start + invoiced); invoices whose due date passed unpaid in the period",
+        rate.period.start, rate.period.end, c
+    );
+    let mut t = Table::new(&header).numeric_from(1);
     for row in rows {
         t.row(row);
     }
