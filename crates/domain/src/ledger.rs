@@ -74,29 +74,111 @@ pub struct InvoiceAsOf {
 #[derive(Debug, Clone)]
 pub struct Ledger<'a> {
     pub facts: &'a LedgerFacts,
-    /// `allocs[i]` = allocations of `facts.invoices[i]`, sorted by date.
-    allocs: Vec<Vec<(Date, i64)>>,
+    /// Allocations of every invoice in one flat vector (CSR layout):
+    /// `alloc_dates[alloc_start[i]..alloc_start[i + 1]]` are the allocations of
+    /// `facts.invoices[i]`, sorted by date. One allocation for the whole ledger
+    /// instead of a `Vec` per invoice: with a million invoices the per-invoice
+    /// vectors cost a million small heap allocations and scattered memory,
+    /// which dominated building the ledger.
+    alloc_dates: Vec<(Date, i64)>,
+    alloc_start: Vec<usize>,
     customer_index: HashMap<i64, usize>,
+}
+
+/// Invoice id → position in `facts.invoices`, used while building a [`Ledger`].
+enum InvoicePositions {
+    /// Ids span a range not much larger than their count (the usual case:
+    /// database ids are mostly consecutive), so a flat table indexed by
+    /// `id - min` replaces hashing a million keys.
+    Dense {
+        min: i64,
+        pos: Vec<u32>,
+    },
+    Sparse(HashMap<i64, usize>),
+}
+
+impl InvoicePositions {
+    const NONE: u32 = u32::MAX;
+
+    fn new(invoices: &[InvoiceFact]) -> InvoicePositions {
+        let (min, max) = invoices.iter().fold((i64::MAX, i64::MIN), |(lo, hi), f| {
+            (lo.min(f.id), hi.max(f.id))
+        });
+        let span = u64::try_from(i128::from(max) - i128::from(min) + 1).unwrap_or(u64::MAX);
+        let n = invoices.len() as u64;
+        if !invoices.is_empty() && n < u64::from(Self::NONE) && span <= 4 * n + 1024 {
+            let mut pos = vec![Self::NONE; span as usize];
+            // Later duplicates win, as they would inserting into a map.
+            for (i, f) in invoices.iter().enumerate() {
+                pos[(f.id - min) as usize] = i as u32;
+            }
+            InvoicePositions::Dense { min, pos }
+        } else {
+            InvoicePositions::Sparse(
+                invoices
+                    .iter()
+                    .enumerate()
+                    .map(|(i, f)| (f.id, i))
+                    .collect(),
+            )
+        }
+    }
+
+    fn get(&self, id: i64) -> Option<usize> {
+        match self {
+            InvoicePositions::Dense { min, pos } => {
+                let off = usize::try_from(id.checked_sub(*min)?).ok()?;
+                pos.get(off)
+                    .copied()
+                    .filter(|&p| p != Self::NONE)
+                    .map(|p| p as usize)
+            }
+            InvoicePositions::Sparse(map) => map.get(&id).copied(),
+        }
+    }
 }
 
 impl<'a> Ledger<'a> {
     pub fn new(facts: &'a LedgerFacts) -> Ledger<'a> {
-        let index: HashMap<i64, usize> = facts.invoices.iter().enumerate().map(|(i, f)| (f.id, i)).collect();
-        let mut allocs: Vec<Vec<(Date, i64)>> = vec![Vec::new(); facts.invoices.len()];
+        let n = facts.invoices.len();
+        let positions = InvoicePositions::new(&facts.invoices);
+        // Counting sort into the flat vector: count per invoice, turn the
+        // counts into segment ends, then place each allocation by moving its
+        // invoice's end down one slot (which leaves `alloc_start[i]` at the
+        // segment's start).
+        let mut alloc_start = vec![0usize; n + 1];
         for a in &facts.allocations {
-            if let Some(&i) = index.get(&a.invoice_id) {
-                allocs[i].push((a.applied_on, a.amount));
+            if let Some(i) = positions.get(a.invoice_id) {
+                alloc_start[i] += 1;
             }
         }
-        for v in &mut allocs {
-            if v.len() > 1 {
-                v.sort_unstable();
+        let mut total = 0;
+        for c in &mut alloc_start {
+            total += *c;
+            *c = total;
+        }
+        let mut alloc_dates = vec![(Date::MIN, 0i64); total];
+        for a in &facts.allocations {
+            if let Some(i) = positions.get(a.invoice_id) {
+                alloc_start[i] -= 1;
+                alloc_dates[alloc_start[i]] = (a.applied_on, a.amount);
             }
         }
-        let customer_index = facts.customers.iter().enumerate().map(|(i, c)| (c.id, i)).collect();
+        for w in alloc_start.windows(2) {
+            if w[1] - w[0] > 1 {
+                alloc_dates[w[0]..w[1]].sort_unstable();
+            }
+        }
+        let customer_index = facts
+            .customers
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.id, i))
+            .collect();
         Ledger {
             facts,
-            allocs,
+            alloc_dates,
+            alloc_start,
             customer_index,
         }
     }
@@ -106,12 +188,14 @@ impl<'a> Ledger<'a> {
     }
 
     pub fn customer(&self, id: i64) -> Option<&'a CustomerFact> {
-        self.customer_index.get(&id).map(|&i| &self.facts.customers[i])
+        self.customer_index
+            .get(&id)
+            .map(|&i| &self.facts.customers[i])
     }
 
     /// Allocations of invoice `i` sorted by date.
     pub fn allocations_of(&self, i: usize) -> &[(Date, i64)] {
-        &self.allocs[i]
+        &self.alloc_dates[self.alloc_start[i]..self.alloc_start[i + 1]]
     }
 
     /// Whether invoice `i` exists in the books as of `d` (issued, not voided).
@@ -131,7 +215,7 @@ impl<'a> Ledger<'a> {
         let f = &self.facts.invoices[i];
         let mut paid = 0i64;
         let mut settled_on = None;
-        for &(on, amount) in &self.allocs[i] {
+        for &(on, amount) in self.allocations_of(i) {
             if on > d {
                 break;
             }
@@ -141,7 +225,11 @@ impl<'a> Ledger<'a> {
             }
         }
         let written_off = matches!(f.closed, Some((cd, Closure::WrittenOff)) if cd <= d);
-        let open = if written_off { 0 } else { (f.total - paid).max(0) };
+        let open = if written_off {
+            0
+        } else {
+            (f.total - paid).max(0)
+        };
         Some(InvoiceAsOf {
             open,
             settled_on,
@@ -158,7 +246,7 @@ impl<'a> Ledger<'a> {
     pub fn settled_on(&self, i: usize) -> Option<Date> {
         let f = &self.facts.invoices[i];
         let mut paid = 0;
-        for &(on, amount) in &self.allocs[i] {
+        for &(on, amount) in self.allocations_of(i) {
             paid += amount;
             if paid >= f.total {
                 return Some(on);
@@ -181,7 +269,10 @@ impl BaseConverter<'_> {
         if currency == self.base {
             return Ok(minor);
         }
-        Ok(self.table.convert(Money::new(minor, currency), self.base, on)?.minor)
+        Ok(self
+            .table
+            .convert(Money::new(minor, currency), self.base, on)?
+            .minor)
     }
 }
 
@@ -193,16 +284,60 @@ mod tests {
     fn facts() -> LedgerFacts {
         LedgerFacts {
             base_currency: Currency::USD,
-            customers: vec![CustomerFact { id: 1, external_id: "C1".into(), name: "Acme".into(), segment: None }],
+            customers: vec![CustomerFact {
+                id: 1,
+                external_id: "C1".into(),
+                name: "Acme".into(),
+                segment: None,
+            }],
             invoices: vec![
-                InvoiceFact { id: 10, customer_id: 1, issue_date: date(2024, 1, 1), due_date: date(2024, 1, 31), currency: Currency::USD, total: 1000, closed: None },
-                InvoiceFact { id: 11, customer_id: 1, issue_date: date(2024, 1, 5), due_date: date(2024, 2, 4), currency: Currency::USD, total: 500, closed: Some((date(2024, 3, 1), Closure::Void)) },
-                InvoiceFact { id: 12, customer_id: 1, issue_date: date(2024, 1, 5), due_date: date(2024, 2, 4), currency: Currency::USD, total: 700, closed: Some((date(2024, 4, 1), Closure::WrittenOff)) },
+                InvoiceFact {
+                    id: 10,
+                    customer_id: 1,
+                    issue_date: date(2024, 1, 1),
+                    due_date: date(2024, 1, 31),
+                    currency: Currency::USD,
+                    total: 1000,
+                    closed: None,
+                },
+                InvoiceFact {
+                    id: 11,
+                    customer_id: 1,
+                    issue_date: date(2024, 1, 5),
+                    due_date: date(2024, 2, 4),
+                    currency: Currency::USD,
+                    total: 500,
+                    closed: Some((date(2024, 3, 1), Closure::Void)),
+                },
+                InvoiceFact {
+                    id: 12,
+                    customer_id: 1,
+                    issue_date: date(2024, 1, 5),
+                    due_date: date(2024, 2, 4),
+                    currency: Currency::USD,
+                    total: 700,
+                    closed: Some((date(2024, 4, 1), Closure::WrittenOff)),
+                },
             ],
             allocations: vec![
-                AllocationFact { invoice_id: 10, applied_on: date(2024, 2, 10), amount: 600, from_credit_note: false },
-                AllocationFact { invoice_id: 10, applied_on: date(2024, 2, 1), amount: 400, from_credit_note: true },
-                AllocationFact { invoice_id: 12, applied_on: date(2024, 2, 1), amount: 100, from_credit_note: false },
+                AllocationFact {
+                    invoice_id: 10,
+                    applied_on: date(2024, 2, 10),
+                    amount: 600,
+                    from_credit_note: false,
+                },
+                AllocationFact {
+                    invoice_id: 10,
+                    applied_on: date(2024, 2, 1),
+                    amount: 400,
+                    from_credit_note: true,
+                },
+                AllocationFact {
+                    invoice_id: 12,
+                    applied_on: date(2024, 2, 1),
+                    amount: 100,
+                    from_credit_note: false,
+                },
             ],
         }
     }
@@ -214,7 +349,10 @@ mod tests {
         assert_eq!(l.as_of(0, date(2023, 12, 31)), None);
         assert_eq!(l.open_on(0, date(2024, 1, 31)), 1000);
         assert_eq!(l.open_on(0, date(2024, 2, 1)), 600);
-        assert_eq!(l.as_of(0, date(2024, 2, 10)).unwrap().settled_on, Some(date(2024, 2, 10)));
+        assert_eq!(
+            l.as_of(0, date(2024, 2, 10)).unwrap().settled_on,
+            Some(date(2024, 2, 10))
+        );
         assert_eq!(l.settled_on(0), Some(date(2024, 2, 10)));
         // void: in the books until the void date, then gone
         assert_eq!(l.open_on(1, date(2024, 2, 29)), 500);
@@ -223,5 +361,36 @@ mod tests {
         assert_eq!(l.open_on(2, date(2024, 3, 31)), 600);
         assert_eq!(l.open_on(2, date(2024, 4, 1)), 0);
         assert!(l.as_of(2, date(2024, 4, 1)).unwrap().written_off);
+    }
+
+    #[test]
+    fn sparse_ids_and_unknown_invoices_group_like_dense_ones() {
+        let mut f = facts();
+        // Ids far apart take the map path; an allocation to an unknown
+        // invoice is ignored either way.
+        for (inv, id) in f.invoices.iter_mut().zip([10, 1 << 40, -5]) {
+            inv.id = id;
+        }
+        for (a, id) in f.allocations.iter_mut().zip([10, 10, -5]) {
+            a.invoice_id = id;
+        }
+        f.allocations.push(AllocationFact {
+            invoice_id: 999,
+            applied_on: date(2024, 2, 1),
+            amount: 1,
+            from_credit_note: false,
+        });
+        let l = Ledger::new(&f);
+        assert_eq!(
+            l.allocations_of(0),
+            &[(date(2024, 2, 1), 400), (date(2024, 2, 10), 600)]
+        );
+        assert_eq!(l.allocations_of(1), &[]);
+        assert_eq!(l.allocations_of(2), &[(date(2024, 2, 1), 100)]);
+        let dense_facts = facts();
+        let dense = Ledger::new(&dense_facts);
+        for i in 0..3 {
+            assert_eq!(l.allocations_of(i), dense.allocations_of(i));
+        }
     }
 }

@@ -1,0 +1,60 @@
+//! Storage errors. Constraint violations are mapped to what they mean.
+
+use std::fmt;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("could not open the database: {0}")]
+    Open(String),
+    #[error("database migration {version} failed: {message}")]
+    Migration { version: i64, message: String },
+    /// A named constraint rejected a write; `message` says what rule was broken.
+    #[error("{message}")]
+    Constraint { constraint: String, message: String },
+    /// A record refers to another by a key that does not exist.
+    #[error("unknown {entity} '{key}'")]
+    UnknownReference { entity: &'static str, key: String },
+    #[error("{entity} #{id} was not found in this organization")]
+    NotFound { entity: &'static str, id: i64 },
+    /// Stored data could not be read back (corrupt or written by a newer version).
+    #[error("stored {what} is invalid: {message}")]
+    Corrupt { what: String, message: String },
+    #[error("database error: {0}")]
+    Database(String),
+}
+
+/// Maps the names of our constraints (see the migrations) to plain-language rules.
+pub fn constraint_message(constraint: &str) -> String {
+    let rule = match constraint {
+        "customers_org_external_id_key" => "a customer with this external id already exists",
+        "contacts_org_external_id_key" => "a contact with this external id already exists",
+        "invoices_org_number_key" => "an invoice with this number already exists",
+        "credit_notes_org_number_key" => "a credit note with this number already exists",
+        "payments_org_external_id_key" => "a payment with this external id already exists",
+        "invoices_due_after_issue" => "an invoice's due date cannot be before its issue date",
+        "invoices_total_nonnegative" => "an invoice total cannot be negative",
+        "invoices_tax_within_total" => "an invoice's tax must be between 0 and its total",
+        "invoices_status_known" => "invoice status must be open, void or written_off",
+        "credit_notes_total_positive" => "a credit note total must be positive",
+        "payments_amount_positive" => "a payment amount must be positive",
+        "allocations_amount_positive" => "an allocation amount must be positive",
+        "fx_rates_rate_positive" => "an exchange rate must be positive",
+        "fx_rates_rate_range" => "an exchange rate must be below 9,223,372",
+        "allocations_one_source" => "an allocation must draw on exactly one payment or credit note",
+        other => return format!("the database refused the change (constraint {other})"),
+    };
+    rule.to_string()
+}
+
+impl StoreError {
+    pub fn constraint(name: &str) -> StoreError {
+        StoreError::Constraint {
+            constraint: name.to_string(),
+            message: constraint_message(name),
+        }
+    }
+
+    pub fn database(e: impl fmt::Display) -> StoreError {
+        StoreError::Database(e.to_string())
+    }
+}

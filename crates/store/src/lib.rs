@@ -1,0 +1,97 @@
+//! arflow's storage layer.
+//!
+//! One [`Store`] trait, implemented for SQLite (embedded default, [`sqlite`])
+//! and PostgreSQL ([`postgres`]). Both pass the same conformance suite
+//! ([`conformance`]), so callers never depend on which one they have.
+//!
+//! Writes go through [`ChangeSet`]: a batch of inserts and updates that is
+//! applied in one transaction, all or nothing, with an event appended to the
+//! append-only log for every record it creates or changes.
+
+pub mod changeset;
+mod common;
+pub mod conformance;
+pub mod error;
+pub mod events;
+pub mod postgres;
+pub mod sqlite;
+pub mod testing;
+
+use arflow_domain::fx::FxRate;
+use arflow_domain::ledger::LedgerFacts;
+use arflow_domain::model::{
+    Allocation, Contact, CreditNote, Customer, Event, Invoice, Organization, Payment, Stored,
+};
+use jiff::Timestamp;
+
+pub use changeset::{AppliedCounts, Change, ChangeSet};
+pub use error::StoreError;
+
+/// Which backend a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Filters for listing events (the audit log and customer timelines).
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    /// Only events about this customer (external id).
+    pub customer: Option<String>,
+    /// Only events about this entity type ("invoice", "payment"...).
+    pub entity_type: Option<String>,
+    /// Only events about this entity key.
+    pub entity_key: Option<String>,
+    /// Newest first, at most this many.
+    pub limit: Option<u32>,
+}
+
+/// The ledger's storage. Every method is scoped to one organization id; no
+/// method ever returns another organization's rows.
+pub trait Store: Send + Sync {
+    fn backend(&self) -> Backend;
+
+    /// The default organization, created by the first migration run if missing.
+    fn default_organization(&self) -> Result<Organization, StoreError>;
+
+    /// Changes the organization's name, base currency or time zone.
+    fn update_organization(&self, org: &Organization) -> Result<(), StoreError>;
+
+    fn customers(&self, org: i64) -> Result<Vec<Stored<Customer>>, StoreError>;
+    fn contacts(&self, org: i64) -> Result<Vec<Stored<Contact>>, StoreError>;
+    fn invoices(&self, org: i64) -> Result<Vec<Stored<Invoice>>, StoreError>;
+    fn credit_notes(&self, org: i64) -> Result<Vec<Stored<CreditNote>>, StoreError>;
+    fn payments(&self, org: i64) -> Result<Vec<Stored<Payment>>, StoreError>;
+    fn allocations(&self, org: i64) -> Result<Vec<Stored<Allocation>>, StoreError>;
+    fn fx_rates(&self, org: i64) -> Result<Vec<FxRate>, StoreError>;
+    fn events(&self, org: i64, filter: &EventFilter) -> Result<Vec<Event>, StoreError>;
+
+    /// The compact dated facts analytics run on, in one read.
+    fn ledger_facts(&self, org: i64) -> Result<LedgerFacts, StoreError>;
+
+    /// Applies every change in one transaction and appends one event per
+    /// created or changed record, stamped `now` and attributed to `actor`.
+    /// On any error nothing is written.
+    fn apply(
+        &self,
+        org: i64,
+        changes: &ChangeSet,
+        actor: &str,
+        now: Timestamp,
+    ) -> Result<AppliedCounts, StoreError>;
+}
+
+/// Opens the store a URL names: `postgres://…`/`postgresql://…`, or
+/// `sqlite://PATH` / a plain file path for SQLite. Runs migrations.
+pub fn open(url: &str, now: Timestamp) -> Result<Box<dyn Store>, StoreError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Box::new(postgres::PostgresStore::connect(url, now)?))
+    } else {
+        let path = url.strip_prefix("sqlite://").unwrap_or(url);
+        Ok(Box::new(sqlite::SqliteStore::open(
+            std::path::Path::new(path),
+            now,
+        )?))
+    }
+}
