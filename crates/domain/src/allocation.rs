@@ -52,7 +52,12 @@ pub struct AllocationPlan {
 /// Allocates `amount` across `items` in `order`, first to the invoices named
 /// in `preferred` (in that order). Amounts in `items` are reduced in place so
 /// successive payments see what earlier ones left.
-pub fn allocate(amount: i64, items: &mut [OpenItem], preferred: &[String], order: AllocationOrder) -> AllocationPlan {
+pub fn allocate(
+    amount: i64,
+    items: &mut [OpenItem],
+    preferred: &[String],
+    order: AllocationOrder,
+) -> AllocationPlan {
     let mut left = amount.max(0);
     let mut applied = Vec::new();
     for number in preferred {
@@ -69,7 +74,11 @@ pub fn allocate(amount: i64, items: &mut [OpenItem], preferred: &[String], order
     if left > 0 {
         match order {
             AllocationOrder::ExactAmountOnly => {
-                if let Some(item) = items.iter_mut().filter(|i| i.open == left).min_by(|a, b| (a.due_date, &a.number).cmp(&(b.due_date, &b.number))) {
+                if let Some(item) = items
+                    .iter_mut()
+                    .filter(|i| i.open == left)
+                    .min_by(|a, b| (a.due_date, &a.number).cmp(&(b.due_date, &b.number)))
+                {
                     item.open = 0;
                     applied.push((item.number.clone(), left));
                     left = 0;
@@ -80,8 +89,13 @@ pub fn allocate(amount: i64, items: &mut [OpenItem], preferred: &[String], order
                 idx.sort_by(|&a, &b| {
                     let (x, y) = (&items[a], &items[b]);
                     match order {
-                        AllocationOrder::OldestIssuedFirst => (x.issue_date, x.due_date, &x.number).cmp(&(y.issue_date, y.due_date, &y.number)),
-                        _ => (x.due_date, x.issue_date, &x.number).cmp(&(y.due_date, y.issue_date, &y.number)),
+                        AllocationOrder::OldestIssuedFirst => (x.issue_date, x.due_date, &x.number)
+                            .cmp(&(y.issue_date, y.due_date, &y.number)),
+                        _ => (x.due_date, x.issue_date, &x.number).cmp(&(
+                            y.due_date,
+                            y.issue_date,
+                            &y.number,
+                        )),
                     }
                 });
                 for i in idx {
@@ -97,7 +111,10 @@ pub fn allocate(amount: i64, items: &mut [OpenItem], preferred: &[String], order
             }
         }
     }
-    AllocationPlan { applied, unapplied: left }
+    AllocationPlan {
+        applied,
+        unapplied: left,
+    }
 }
 
 #[cfg(test)]
@@ -107,14 +124,26 @@ mod tests {
     use proptest::prelude::*;
 
     fn item(n: &str, due_day: i8, open: i64) -> OpenItem {
-        OpenItem { number: n.into(), issue_date: date(2024, 1, 1), due_date: date(2024, 2, due_day), open }
+        OpenItem {
+            number: n.into(),
+            issue_date: date(2024, 1, 1),
+            due_date: date(2024, 2, due_day),
+            open,
+        }
     }
 
     #[test]
     fn oldest_due_first_with_leftover_credit() {
         let mut items = vec![item("B", 20, 300), item("A", 10, 200), item("C", 25, 1000)];
         let plan = allocate(600, &mut items, &[], AllocationOrder::OldestDueFirst);
-        assert_eq!(plan.applied, vec![("A".to_string(), 200), ("B".to_string(), 300), ("C".to_string(), 100)]);
+        assert_eq!(
+            plan.applied,
+            vec![
+                ("A".to_string(), 200),
+                ("B".to_string(), 300),
+                ("C".to_string(), 100)
+            ]
+        );
         assert_eq!(plan.unapplied, 0);
         let plan = allocate(1000, &mut items, &[], AllocationOrder::OldestDueFirst);
         assert_eq!(plan.applied, vec![("C".to_string(), 900)]);
@@ -124,11 +153,22 @@ mod tests {
     #[test]
     fn preferred_invoices_come_first_and_exact_match_only_matches() {
         let mut items = vec![item("A", 10, 200), item("B", 20, 300)];
-        let plan = allocate(250, &mut items, &["B".to_string()], AllocationOrder::OldestDueFirst);
+        let plan = allocate(
+            250,
+            &mut items,
+            &["B".to_string()],
+            AllocationOrder::OldestDueFirst,
+        );
         assert_eq!(plan.applied, vec![("B".to_string(), 250)]);
         let mut items = vec![item("A", 10, 200), item("B", 20, 300)];
-        assert_eq!(allocate(300, &mut items, &[], AllocationOrder::ExactAmountOnly).applied, vec![("B".to_string(), 300)]);
-        assert_eq!(allocate(10, &mut items, &[], AllocationOrder::ExactAmountOnly).unapplied, 10);
+        assert_eq!(
+            allocate(300, &mut items, &[], AllocationOrder::ExactAmountOnly).applied,
+            vec![("B".to_string(), 300)]
+        );
+        assert_eq!(
+            allocate(10, &mut items, &[], AllocationOrder::ExactAmountOnly).unapplied,
+            10
+        );
     }
 
     proptest! {

@@ -23,7 +23,11 @@ pub enum FxError {
     #[error("'{0}' is not a positive exchange rate")]
     BadRate(String),
     #[error("no exchange rate from {from} to {to} on or before {date}")]
-    MissingRate { from: Currency, to: Currency, date: Date },
+    MissingRate {
+        from: Currency,
+        to: Currency,
+        date: Date,
+    },
     #[error("conversion of {0} overflowed")]
     Overflow(String),
 }
@@ -43,8 +47,16 @@ impl Rate {
         if frac.len() > 12 || int.len() > 12 {
             return Err(bad());
         }
-        let int_v: i128 = if int.is_empty() { 0 } else { int.parse().map_err(|_| bad())? };
-        let frac_v: i128 = if frac.is_empty() { 0 } else { frac.parse().map_err(|_| bad())? };
+        let int_v: i128 = if int.is_empty() {
+            0
+        } else {
+            int.parse().map_err(|_| bad())?
+        };
+        let frac_v: i128 = if frac.is_empty() {
+            0
+        } else {
+            frac.parse().map_err(|_| bad())?
+        };
         let v = int_v * RATE_SCALE + frac_v * 10i128.pow(12 - frac.len() as u32);
         if v <= 0 {
             return Err(bad());
@@ -79,7 +91,9 @@ impl FxTable {
     pub fn new(rates: impl IntoIterator<Item = FxRate>) -> FxTable {
         let mut map: HashMap<(Currency, Currency), Vec<(Date, Rate)>> = HashMap::new();
         for r in rates {
-            map.entry((r.from, r.to)).or_default().push((r.valid_on, r.rate));
+            map.entry((r.from, r.to))
+                .or_default()
+                .push((r.valid_on, r.rate));
         }
         for v in map.values_mut() {
             v.sort();
@@ -146,25 +160,73 @@ mod tests {
     #[test]
     fn converts_with_latest_rate_on_or_before_date() {
         let t = FxTable::new([
-            FxRate { from: Currency::EUR, to: Currency::USD, valid_on: date(2024, 1, 1), rate: Rate::parse("1.10").unwrap() },
-            FxRate { from: Currency::EUR, to: Currency::USD, valid_on: date(2024, 2, 1), rate: Rate::parse("1.20").unwrap() },
+            FxRate {
+                from: Currency::EUR,
+                to: Currency::USD,
+                valid_on: date(2024, 1, 1),
+                rate: Rate::parse("1.10").unwrap(),
+            },
+            FxRate {
+                from: Currency::EUR,
+                to: Currency::USD,
+                valid_on: date(2024, 2, 1),
+                rate: Rate::parse("1.20").unwrap(),
+            },
         ]);
         let eur = Money::new(10_000, Currency::EUR);
-        assert_eq!(t.convert(eur, Currency::USD, date(2024, 1, 15)).unwrap().minor, 11_000);
-        assert_eq!(t.convert(eur, Currency::USD, date(2024, 3, 1)).unwrap().minor, 12_000);
+        assert_eq!(
+            t.convert(eur, Currency::USD, date(2024, 1, 15))
+                .unwrap()
+                .minor,
+            11_000
+        );
+        assert_eq!(
+            t.convert(eur, Currency::USD, date(2024, 3, 1))
+                .unwrap()
+                .minor,
+            12_000
+        );
         assert!(t.convert(eur, Currency::USD, date(2023, 12, 31)).is_err());
         // inverse: 110 USD at 1.10 = 100 EUR
         let usd = Money::new(11_000, Currency::USD);
-        assert_eq!(t.convert(usd, Currency::EUR, date(2024, 1, 15)).unwrap().minor, 10_000);
+        assert_eq!(
+            t.convert(usd, Currency::EUR, date(2024, 1, 15))
+                .unwrap()
+                .minor,
+            10_000
+        );
     }
 
     #[test]
     fn converts_across_exponents() {
-        let t = FxTable::new([FxRate { from: Currency::JPY, to: Currency::USD, valid_on: date(2024, 1, 1), rate: Rate::parse("0.0067").unwrap() }]);
+        let t = FxTable::new([FxRate {
+            from: Currency::JPY,
+            to: Currency::USD,
+            valid_on: date(2024, 1, 1),
+            rate: Rate::parse("0.0067").unwrap(),
+        }]);
         // 10,000 JPY = 67.00 USD
-        assert_eq!(t.convert(Money::new(10_000, Currency::JPY), Currency::USD, date(2024, 6, 1)).unwrap().minor, 6_700);
+        assert_eq!(
+            t.convert(
+                Money::new(10_000, Currency::JPY),
+                Currency::USD,
+                date(2024, 6, 1)
+            )
+            .unwrap()
+            .minor,
+            6_700
+        );
         // 67.00 USD back to JPY = 10,000
-        assert_eq!(t.convert(Money::new(6_700, Currency::USD), Currency::JPY, date(2024, 6, 1)).unwrap().minor, 10_000);
+        assert_eq!(
+            t.convert(
+                Money::new(6_700, Currency::USD),
+                Currency::JPY,
+                date(2024, 6, 1)
+            )
+            .unwrap()
+            .minor,
+            10_000
+        );
     }
 
     #[test]

@@ -6,8 +6,8 @@
 
 use std::ops::Deref;
 
-use jiff::civil::Date;
 use jiff::Timestamp;
+use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 
 use crate::money::Currency;

@@ -21,7 +21,9 @@ pub enum MoneyError {
     UnknownCurrency(String),
     #[error("currency {0} has no minor unit and cannot be used for invoicing")]
     NoMinorUnit(String),
-    #[error("'{value}' is not an amount (expected digits with an optional sign and decimal separator)")]
+    #[error(
+        "'{value}' is not an amount (expected digits with an optional sign and decimal separator)"
+    )]
     NotAnAmount { value: String },
     #[error("'{value}' has more decimals than {currency} allows ({exponent})")]
     TooManyDecimals {
@@ -144,7 +146,11 @@ impl Money {
     /// separators. Rejects more decimals than the currency has unless the
     /// extra digits are zeros ("12.500" is fine for USD, "12.505" is not):
     /// silently rounding an amount from a ledger would change the books.
-    pub fn parse(value: &str, currency: Currency, style: DecimalStyle) -> Result<Money, MoneyError> {
+    pub fn parse(
+        value: &str,
+        currency: Currency,
+        style: DecimalStyle,
+    ) -> Result<Money, MoneyError> {
         parse_minor(value, currency, style).map(|minor| Money { minor, currency })
     }
 
@@ -160,9 +166,16 @@ impl Money {
                 right: other.currency,
             });
         }
-        let minor = self.minor.checked_add(other.minor).ok_or_else(|| MoneyError::Overflow {
-            value: format!("{} + {}", self.to_decimal_string(), other.to_decimal_string()),
-        })?;
+        let minor = self
+            .minor
+            .checked_add(other.minor)
+            .ok_or_else(|| MoneyError::Overflow {
+                value: format!(
+                    "{} + {}",
+                    self.to_decimal_string(),
+                    other.to_decimal_string()
+                ),
+            })?;
         Ok(Money::new(minor, self.currency))
     }
 }
@@ -311,8 +324,14 @@ mod tests {
         assert_eq!(Currency::parse("usd").unwrap().exponent(), 2);
         assert_eq!(Currency::parse("JPY").unwrap().exponent(), 0);
         assert_eq!(Currency::parse("BHD").unwrap().exponent(), 3);
-        assert!(matches!(Currency::parse("XAU"), Err(MoneyError::NoMinorUnit(_))));
-        assert!(matches!(Currency::parse("ABC"), Err(MoneyError::UnknownCurrency(_))));
+        assert!(matches!(
+            Currency::parse("XAU"),
+            Err(MoneyError::NoMinorUnit(_))
+        ));
+        assert!(matches!(
+            Currency::parse("ABC"),
+            Err(MoneyError::UnknownCurrency(_))
+        ));
     }
 
     #[test]
@@ -323,15 +342,44 @@ mod tests {
         assert_eq!(usd("(12.00)"), Ok(-1200));
         assert_eq!(usd("+7"), Ok(700));
         assert_eq!(usd("12.500"), Ok(1250));
-        assert!(matches!(usd("12.505"), Err(MoneyError::TooManyDecimals { .. })));
+        assert!(matches!(
+            usd("12.505"),
+            Err(MoneyError::TooManyDecimals { .. })
+        ));
         assert!(matches!(usd("12.3.4"), Err(MoneyError::NotAnAmount { .. })));
         assert!(matches!(usd("abc"), Err(MoneyError::NotAnAmount { .. })));
         assert!(matches!(usd(""), Err(MoneyError::NotAnAmount { .. })));
-        assert!(matches!(usd("99999999999999999999"), Err(MoneyError::Overflow { .. })));
-        assert_eq!(parse_minor("1.234,56", Currency::EUR, DecimalStyle::COMMA), Ok(123456));
-        assert_eq!(parse_minor("1 234,5", Currency::EUR, DecimalStyle { decimal: ',', thousands: Some(' ') }), Ok(123450));
-        assert_eq!(parse_minor("1234", Currency::JPY, DecimalStyle::POINT), Ok(1234));
-        assert_eq!(parse_minor("1.234", Currency::parse("BHD").unwrap(), DecimalStyle::POINT), Ok(1234));
+        assert!(matches!(
+            usd("99999999999999999999"),
+            Err(MoneyError::Overflow { .. })
+        ));
+        assert_eq!(
+            parse_minor("1.234,56", Currency::EUR, DecimalStyle::COMMA),
+            Ok(123456)
+        );
+        assert_eq!(
+            parse_minor(
+                "1 234,5",
+                Currency::EUR,
+                DecimalStyle {
+                    decimal: ',',
+                    thousands: Some(' ')
+                }
+            ),
+            Ok(123450)
+        );
+        assert_eq!(
+            parse_minor("1234", Currency::JPY, DecimalStyle::POINT),
+            Ok(1234)
+        );
+        assert_eq!(
+            parse_minor(
+                "1.234",
+                Currency::parse("BHD").unwrap(),
+                DecimalStyle::POINT
+            ),
+            Ok(1234)
+        );
     }
 
     #[test]
@@ -340,7 +388,10 @@ mod tests {
         assert_eq!(format_minor(-5, Currency::USD), "-0.05");
         assert_eq!(format_minor(1234, Currency::JPY), "1234");
         assert_eq!(format_minor(1234, Currency::parse("BHD").unwrap()), "1.234");
-        assert_eq!(format_minor_grouped(123456789, Currency::USD), "1,234,567.89");
+        assert_eq!(
+            format_minor_grouped(123456789, Currency::USD),
+            "1,234,567.89"
+        );
         assert_eq!(format_minor_grouped(-100000, Currency::JPY), "-100,000");
     }
 

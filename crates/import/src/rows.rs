@@ -604,7 +604,7 @@ fn required_positive_amount(
         row.required(field);
     }
     if a == Some(0) {
-        row.error(field, "0", &format!("{what} must be more than 0"));
+        row.error(field, "0", format!("{what} must be more than 0"));
     }
     a
 }

@@ -72,6 +72,14 @@ fn ts_text(t: Timestamp) -> String {
     truncate_micros(t).to_string()
 }
 
+/// 256 MiB (negative = KiB), allocated only as pages are used. With the
+/// default 2 MiB cache a large change set spills dirty pages into the WAL
+/// mid-transaction and reads them back on every B-tree descent; a
+/// million-row import spent most of its time doing exactly that.
+const WRITE_CACHE: &str = "PRAGMA cache_size = -262144";
+/// SQLite's default page cache (2 MiB).
+const READ_CACHE: &str = "PRAGMA cache_size = -2000";
+
 impl SqliteStore {
     /// Opens (creating if needed) the database file at `path`, applies pending
     /// migrations and makes sure the default organization exists.
@@ -85,15 +93,13 @@ impl SqliteStore {
         let manager = SqliteConnectionManager::file(path).with_init(|c| {
             // journal_mode returns a row, so it cannot go through execute_batch.
             c.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
-            // cache_size: 256 MiB (negative = KiB), allocated only as pages are
-            // used. The default 2 MiB cache makes a large change set spill dirty
-            // pages into the WAL mid-transaction and then read them back from
-            // the WAL on every B-tree descent; a million-row import spent most
-            // of its time doing exactly that. temp_store: sorts and temporary
-            // indexes stay in memory.
+            // temp_store: sorts and temporary indexes stay in memory. The page
+            // cache stays at SQLite's small default for reads (a report scans
+            // each page once; a big cache would only hold memory); apply()
+            // raises it for the length of a write, see WRITE_CACHE.
             c.execute_batch(
                 "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL;
-                 PRAGMA cache_size = -262144; PRAGMA temp_store = MEMORY;",
+                 PRAGMA temp_store = MEMORY;",
             )
         });
         let pool = Pool::builder()
@@ -560,13 +566,19 @@ impl Store for SqliteStore {
         now: Timestamp,
     ) -> Result<AppliedCounts, StoreError> {
         let mut conn = self.conn()?;
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(map_err)?;
-        // Any error returns early and dropping `tx` rolls everything back.
-        let counts = apply_in(&tx, org, changes, actor, now)?;
-        tx.commit().map_err(map_err)?;
-        Ok(counts)
+        conn.execute_batch(WRITE_CACHE).map_err(map_err)?;
+        let result = (|| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(map_err)?;
+            // Any error returns early and dropping `tx` rolls everything back.
+            let counts = apply_in(&tx, org, changes, actor, now)?;
+            tx.commit().map_err(map_err)?;
+            Ok(counts)
+        })();
+        // Back to the default so the pooled connection does not keep the pages.
+        conn.execute_batch(READ_CACHE).map_err(map_err)?;
+        result
     }
 }
 

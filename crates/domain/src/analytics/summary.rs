@@ -61,7 +61,14 @@ pub fn summary(
     // CEI over the same trailing period as DSO: a month-to-date period is only
     // a few days long early in the month, which makes the index meaningless.
     let cei_period = Period::days_ending(as_of, config.dso.period_days)?;
-    let c = cei(ledger, conv, as_of, Some(cei_period), segment, config.cei_variant)?;
+    let c = cei(
+        ledger,
+        conv,
+        as_of,
+        Some(cei_period),
+        segment,
+        config.cei_variant,
+    )?;
     Ok(Summary {
         as_of,
         currency: ag.currency,
