@@ -10,6 +10,7 @@ use jiff::Timestamp;
 use jiff::civil::Date;
 
 use crate::StoreError;
+use crate::changeset::{Change, ChangeSet};
 use crate::events::{Minor, NewEvent};
 
 /// The migrations, in order. Each is applied once, in its own transaction.
@@ -18,15 +19,27 @@ pub(crate) struct Migration {
     pub sql: &'static str,
 }
 
-pub(crate) const SQLITE_MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    sql: include_str!("../migrations/sqlite/0001_ledger.sql"),
-}];
+pub(crate) const SQLITE_MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        sql: include_str!("../migrations/sqlite/0001_ledger.sql"),
+    },
+    Migration {
+        version: 2,
+        sql: include_str!("../migrations/sqlite/0002_allocation_sources.sql"),
+    },
+];
 
-pub(crate) const POSTGRES_MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    sql: include_str!("../migrations/postgres/0001_ledger.sql"),
-}];
+pub(crate) const POSTGRES_MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        sql: include_str!("../migrations/postgres/0001_ledger.sql"),
+    },
+    Migration {
+        version: 2,
+        sql: include_str!("../migrations/postgres/0002_allocation_sources.sql"),
+    },
+];
 
 pub(crate) const DEFAULT_ORG_SLUG: &str = "default";
 pub(crate) const DEFAULT_ORG_NAME: &str = "My Company";
@@ -170,6 +183,98 @@ pub(crate) fn finish_allocation_event(
         a.invoice,
         a.applied_on
     );
+}
+
+/// The rows whose allocations [`crate::Store::apply`] checks before it
+/// commits (allocations within totals, one currency per allocation): the
+/// invoices, payments and credit notes the change set allocates or updates.
+#[derive(Debug, Default)]
+pub(crate) struct Touched {
+    pub invoices: Vec<i64>,
+    pub payments: Vec<i64>,
+    pub credit_notes: Vec<i64>,
+    /// Updated payments and credit notes: their currency may have changed
+    /// under allocations made earlier. (New allocations are checked from
+    /// their invoice's side.)
+    pub payments_updated: Vec<i64>,
+    pub credit_notes_updated: Vec<i64>,
+}
+
+impl Touched {
+    /// Starts with the ids the change set updates (every one exists by the
+    /// time this is used: an unknown id fails the apply first).
+    pub fn updated_in(cs: &ChangeSet) -> Touched {
+        fn ids<T>(changes: &[Change<T>]) -> Vec<i64> {
+            changes
+                .iter()
+                .filter_map(|c| match c {
+                    Change::Update { id, .. } => Some(*id),
+                    Change::Insert(_) => None,
+                })
+                .collect()
+        }
+        let payments_updated = ids(&cs.payments);
+        let credit_notes_updated = ids(&cs.credit_notes);
+        Touched {
+            invoices: ids(&cs.invoices),
+            payments: payments_updated.clone(),
+            credit_notes: credit_notes_updated.clone(),
+            payments_updated,
+            credit_notes_updated,
+        }
+    }
+
+    /// Sorted and without duplicates: each row is checked once, in id order,
+    /// so both backends report the same first violation.
+    pub fn finish(&mut self) {
+        for v in [
+            &mut self.invoices,
+            &mut self.payments,
+            &mut self.credit_notes,
+            &mut self.payments_updated,
+            &mut self.credit_notes_updated,
+        ] {
+            v.sort_unstable();
+            v.dedup();
+        }
+    }
+}
+
+/// `StoreError::CurrencyMismatch` from the columns the backends read.
+pub(crate) fn currency_mismatch(
+    invoice: String,
+    invoice_currency: &str,
+    from_payment: bool,
+    key: String,
+    currency: &str,
+) -> Result<StoreError, StoreError> {
+    Ok(StoreError::CurrencyMismatch {
+        invoice,
+        invoice_currency: parse_currency(invoice_currency)?,
+        entity: if from_payment {
+            "payment"
+        } else {
+            "credit note"
+        },
+        key,
+        currency: parse_currency(currency)?,
+    })
+}
+
+pub(crate) fn over_allocated(
+    entity: &'static str,
+    key: String,
+    currency: &str,
+    allocated: i64,
+    limit: i64,
+) -> Result<StoreError, StoreError> {
+    Ok(StoreError::OverAllocated {
+        entity,
+        key,
+        currency: parse_currency(currency)?,
+        allocated,
+        limit,
+    })
 }
 
 pub(crate) fn unknown(entity: &'static str, key: &str) -> StoreError {

@@ -6,8 +6,8 @@
 use arflow_domain::fx::{FxRate, Rate};
 use arflow_domain::ledger::Closure;
 use arflow_domain::model::{
-    Allocation, AllocationSource, ChannelPreferences, Contact, CreditNote, Customer, Invoice,
-    InvoiceStatus, Organization, Payment, Stored,
+    Allocation, AllocationSource, ChannelPreferences, Contact, CreditNote, Customer, Event,
+    Invoice, InvoiceStatus, Organization, Payment, Stored,
 };
 use arflow_domain::money::Currency;
 use jiff::Timestamp;
@@ -78,8 +78,9 @@ pub fn run_all(store: &dyn Store) {
     let seeded = records_round_trip(store, org.id);
     updates_record_field_diffs(store, org.id, &seeded);
     failed_change_sets_write_nothing(store, org.id);
-    reads_are_scoped_to_the_organization(store, org.id);
     ledger_facts_match_the_records(store, org.id);
+    allocations_stay_within_totals(store, org.id);
+    tenants_are_isolated(store, org.id);
     organization_can_be_updated(store, &org);
 }
 
@@ -712,49 +713,283 @@ pub fn failed_change_sets_write_nothing(store: &dyn Store, org: i64) {
     assert_nothing_written(store, org, snapshot);
 }
 
-pub fn reads_are_scoped_to_the_organization(store: &dyn Store, org: i64) {
-    let other = org + 1_000_000;
-    assert!(store.customers(other).expect("customers").is_empty());
-    assert!(store.contacts(other).expect("contacts").is_empty());
-    assert!(store.invoices(other).expect("invoices").is_empty());
-    assert!(store.credit_notes(other).expect("credit notes").is_empty());
-    assert!(store.payments(other).expect("payments").is_empty());
-    assert!(store.allocations(other).expect("allocations").is_empty());
-    assert!(store.fx_rates(other).expect("fx rates").is_empty());
-    assert!(
-        store
-            .events(other, &EventFilter::default())
-            .expect("events")
-            .is_empty()
+/// Every read of every kind for one organization, to compare before/after.
+#[derive(Debug, PartialEq)]
+struct Snapshot {
+    customers: Vec<Stored<Customer>>,
+    contacts: Vec<Stored<Contact>>,
+    invoices: Vec<Stored<Invoice>>,
+    credit_notes: Vec<Stored<CreditNote>>,
+    payments: Vec<Stored<Payment>>,
+    allocations: Vec<Stored<Allocation>>,
+    fx_rates: Vec<FxRate>,
+    events: Vec<Event>,
+}
+
+fn snapshot(store: &dyn Store, org: i64) -> Snapshot {
+    Snapshot {
+        customers: store.customers(org).expect("customers"),
+        contacts: store.contacts(org).expect("contacts"),
+        invoices: store.invoices(org).expect("invoices"),
+        credit_notes: store.credit_notes(org).expect("credit notes"),
+        payments: store.payments(org).expect("payments"),
+        allocations: store.allocations(org).expect("allocations"),
+        fx_rates: store.fx_rates(org).expect("fx rates"),
+        events: store.events(org, &EventFilter::default()).expect("events"),
+    }
+}
+
+/// Two organizations with the same natural keys (customer C1, invoice INV-1,
+/// payment P1, credit note CN-1, contact K1): every read, write and ledger
+/// read of one never sees or touches the other's rows.
+pub fn tenants_are_isolated(store: &dyn Store, org: i64) {
+    let a_before = snapshot(store, org);
+    let facts_before = store.ledger_facts(org).expect("ledger facts");
+
+    let b = store
+        .create_organization(
+            "globex",
+            "Globex SARL",
+            Currency::EUR,
+            "Europe/Paris",
+            now(),
+        )
+        .expect("create organization");
+    assert_ne!(b.id, org);
+    assert_eq!(
+        (
+            b.slug.as_str(),
+            b.name.as_str(),
+            b.base_currency,
+            b.time_zone.as_str(),
+            b.created_at
+        ),
+        (
+            "globex",
+            "Globex SARL",
+            Currency::EUR,
+            "Europe/Paris",
+            now()
+        )
     );
+    for slug in ["globex", "default"] {
+        match store.create_organization(slug, "Dup", Currency::USD, "UTC", now()) {
+            Err(StoreError::Constraint {
+                constraint,
+                message,
+            }) => {
+                assert_eq!(constraint, "organizations_slug_key");
+                assert_eq!(message, "an organization with this slug already exists");
+            }
+            other => panic!("duplicate slug {slug}: expected a constraint error, got {other:?}"),
+        }
+    }
+    assert_eq!(store.default_organization().expect("org").id, org);
+
+    // The new organization starts empty, whatever the other one holds.
+    let empty = snapshot(store, b.id);
     assert!(
-        store.ledger_facts(other).is_err(),
-        "ledger facts of an unknown organization"
+        empty.customers.is_empty()
+            && empty.contacts.is_empty()
+            && empty.invoices.is_empty()
+            && empty.credit_notes.is_empty()
+            && empty.payments.is_empty()
+            && empty.allocations.is_empty()
+            && empty.fx_rates.is_empty()
+            && empty.events.is_empty(),
+        "a new organization has no rows: {empty:?}"
+    );
+    let facts = store.ledger_facts(b.id).expect("ledger facts of B");
+    assert_eq!(facts.base_currency, Currency::EUR);
+    assert!(
+        facts.customers.is_empty() && facts.invoices.is_empty() && facts.allocations.is_empty()
     );
 
-    // Another organization cannot update this one's rows by id.
-    let inv = store.invoices(org).expect("invoices").remove(0);
-    let mut after = inv.record.clone();
+    // Organization B gets records with exactly A's natural keys.
+    let eur = Currency::EUR;
+    let cs = ChangeSet {
+        customers: vec![Change::Insert(customer("C1", "Globex Kunde", eur))],
+        contacts: vec![Change::Insert(Contact {
+            customer: "C1".into(),
+            external_id: "K1".into(),
+            name: "Marie Curie".into(),
+            email: Some("marie@example.fr".into()),
+            phone: None,
+            role: None,
+            is_primary: true,
+            preferences: ChannelPreferences::default(),
+        })],
+        invoices: vec![Change::Insert(invoice(
+            "INV-1",
+            "C1",
+            eur,
+            77_700,
+            date(2024, 4, 1),
+            date(2024, 5, 1),
+        ))],
+        credit_notes: vec![Change::Insert(CreditNote {
+            number: "CN-1".into(),
+            customer: "C1".into(),
+            external_id: None,
+            source: "csv".into(),
+            issue_date: date(2024, 4, 2),
+            currency: eur,
+            total: 700,
+            reason: None,
+        })],
+        payments: vec![Change::Insert(Payment {
+            external_id: "P1".into(),
+            customer: "C1".into(),
+            source: "bank".into(),
+            received_on: date(2024, 4, 20),
+            currency: eur,
+            amount: 50_000,
+            method: None,
+            reference: None,
+            payer_name: None,
+        })],
+        allocations: vec![
+            Allocation {
+                invoice: "INV-1".into(),
+                source: AllocationSource::Payment("P1".into()),
+                amount: 50_000,
+                applied_on: date(2024, 4, 20),
+            },
+            Allocation {
+                invoice: "INV-1".into(),
+                source: AllocationSource::CreditNote("CN-1".into()),
+                amount: 700,
+                applied_on: date(2024, 4, 2),
+            },
+        ],
+        fx_rates: vec![FxRate {
+            from: Currency::USD,
+            to: eur,
+            valid_on: date(2024, 1, 1),
+            rate: Rate::parse("0.92").expect("rate"),
+        }],
+    };
+    let counts = store
+        .apply(b.id, &cs, "globex", now())
+        .expect("B's change set");
+    assert_eq!(counts.events, 8);
+
+    // Every read of A is exactly what it was.
+    assert_eq!(
+        snapshot(store, org),
+        a_before,
+        "B's writes changed A's reads"
+    );
+    let facts_a = store.ledger_facts(org).expect("ledger facts of A");
+    assert_eq!(facts_a.customers, facts_before.customers);
+    assert_eq!(facts_a.invoices, facts_before.invoices);
+    assert_eq!(facts_a.allocations, facts_before.allocations);
+
+    // Every read of B holds only B's rows.
+    let b_now = snapshot(store, b.id);
+    assert_eq!(records(&b_now.customers), inserted(&cs.customers));
+    assert_eq!(records(&b_now.contacts), inserted(&cs.contacts));
+    assert_eq!(records(&b_now.invoices), inserted(&cs.invoices));
+    assert_eq!(records(&b_now.credit_notes), inserted(&cs.credit_notes));
+    assert_eq!(records(&b_now.payments), inserted(&cs.payments));
+    assert_eq!(records(&b_now.allocations), cs.allocations);
+    assert_eq!(b_now.fx_rates, cs.fx_rates);
+    assert_eq!(b_now.events.len(), 8);
+    assert!(b_now.events.iter().all(|e| e.actor == "globex"));
+    let a_ids: Vec<i64> = a_before.events.iter().map(|e| e.id).collect();
+    assert!(
+        b_now.events.iter().all(|e| !a_ids.contains(&e.id)),
+        "events are per organization"
+    );
+    let c1_events = |o: i64| {
+        store
+            .events(
+                o,
+                &EventFilter {
+                    customer: Some("C1".into()),
+                    ..EventFilter::default()
+                },
+            )
+            .expect("customer events")
+    };
+    assert!(c1_events(b.id).iter().all(|e| e.actor == "globex"));
+    assert!(c1_events(org).iter().all(|e| e.actor != "globex"));
+
+    // Ledger facts of each organization hold only its own rows.
+    let facts_b = store.ledger_facts(b.id).expect("ledger facts of B");
+    assert_eq!(facts_b.base_currency, Currency::EUR);
+    let b_invoice = b_now.invoices[0].id;
+    assert_eq!(
+        facts_b.invoices.iter().map(|f| f.id).collect::<Vec<_>>(),
+        vec![b_invoice]
+    );
+    assert!(
+        facts_b
+            .allocations
+            .iter()
+            .all(|f| f.invoice_id == b_invoice)
+    );
+    assert_eq!(facts_b.customers.len(), 1);
+    assert!(facts_a.invoices.iter().all(|f| f.id != b_invoice));
+    let a_invoice_ids: Vec<i64> = a_before.invoices.iter().map(|i| i.id).collect();
+    assert_eq!(
+        facts_a.invoices.iter().map(|f| f.id).collect::<Vec<_>>(),
+        a_invoice_ids
+    );
+    assert!(
+        facts_a
+            .allocations
+            .iter()
+            .all(|f| a_invoice_ids.contains(&f.invoice_id))
+    );
+
+    // A change set applied under A cannot update B's rows by id, even
+    // though every natural key in it (customer C1) resolves in A too.
+    let b_inv = b_now.invoices[0].clone();
+    let mut after = b_inv.record.clone();
     after.total += 1;
     let cs = ChangeSet {
         invoices: vec![Change::Update {
-            id: inv.id,
-            before: inv.record.clone(),
+            id: b_inv.id,
+            before: b_inv.record.clone(),
             after,
         }],
         ..ChangeSet::default()
     };
     let err = store
-        .apply(other, &cs, ACTOR, now())
+        .apply(org, &cs, ACTOR, now())
         .expect_err("cross-organization update");
     assert!(
-        matches!(
-            err,
-            StoreError::NotFound { .. } | StoreError::UnknownReference { .. }
-        ),
+        matches!(err, StoreError::NotFound { entity: "invoice", id } if id == b_inv.id),
         "{err:?}"
     );
-    assert_eq!(store.invoices(org).expect("invoices")[0], inv);
+    let b_customer = b_now.customers[0].clone();
+    let cs = ChangeSet {
+        customers: vec![Change::Update {
+            id: b_customer.id,
+            before: b_customer.record.clone(),
+            after: Customer {
+                name: "Hijacked".into(),
+                ..b_customer.record.clone()
+            },
+        }],
+        ..ChangeSet::default()
+    };
+    let err = store
+        .apply(org, &cs, ACTOR, now())
+        .expect_err("cross-organization customer update");
+    assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
+    assert_eq!(snapshot(store, b.id), b_now, "A's change sets changed B");
+    assert_eq!(snapshot(store, org), a_before);
+
+    // An organization id that does not exist reads as empty, and has no facts.
+    let missing = b.id.max(org) + 1_000_000;
+    let none = snapshot(store, missing);
+    assert!(none.customers.is_empty() && none.invoices.is_empty() && none.events.is_empty());
+    assert!(
+        store.ledger_facts(missing).is_err(),
+        "ledger facts of an unknown organization"
+    );
 }
 
 pub fn ledger_facts_match_the_records(store: &dyn Store, org: i64) {
@@ -811,6 +1046,300 @@ pub fn ledger_facts_match_the_records(store: &dyn Store, org: i64) {
     );
 }
 
+fn payment(external_id: &str, customer: &str, currency: Currency, amount: i64) -> Payment {
+    Payment {
+        external_id: external_id.into(),
+        customer: customer.into(),
+        source: "bank".into(),
+        received_on: date(2024, 3, 1),
+        currency,
+        amount,
+        method: None,
+        reference: None,
+        payer_name: None,
+    }
+}
+
+fn alloc(invoice: &str, source: AllocationSource, amount: i64) -> Allocation {
+    Allocation {
+        invoice: invoice.into(),
+        source,
+        amount,
+        applied_on: date(2024, 3, 1),
+    }
+}
+
+fn expect_over_allocated(
+    result: Result<crate::AppliedCounts, StoreError>,
+    entity: &str,
+    key: &str,
+    allocated: i64,
+    limit: i64,
+) -> String {
+    match result {
+        Err(
+            ref e @ StoreError::OverAllocated {
+                entity: ent,
+                key: ref k,
+                currency,
+                allocated: a,
+                limit: l,
+            },
+        ) => {
+            assert_eq!(
+                (ent, k.as_str(), currency, a, l),
+                (entity, key, Currency::USD, allocated, limit),
+                "{e}"
+            );
+            e.to_string()
+        }
+        other => panic!("expected {entity} {key} to be over-allocated, got {other:?}"),
+    }
+}
+
+/// Allocations never exceed the invoice total, nor the payment amount or
+/// credit note total they draw on, and are in the invoice's currency; a
+/// change set that would break that fails whole. Runs on the seeded ledger:
+/// INV-1 (100.00 USD) is fully allocated from P1 (80.00) and CN-1 (20.00),
+/// INV-4 (50.00 USD) is open.
+pub fn allocations_stay_within_totals(store: &dyn Store, org: i64) {
+    let before = snapshot(store, org);
+    let unchanged = |what: &str| {
+        assert_eq!(
+            snapshot(store, org),
+            before,
+            "a change set that fails the allocation check must write nothing ({what})"
+        );
+    };
+    let usd = Currency::USD;
+    let p = |k: &str| AllocationSource::Payment(k.into());
+    let cn = |k: &str| AllocationSource::CreditNote(k.into());
+
+    // More than the invoice's total, after valid inserts in the same set.
+    let cs = ChangeSet {
+        payments: vec![Change::Insert(payment("P2", "C1", usd, 10_000))],
+        allocations: vec![alloc("INV-4", p("P2"), 6_000)],
+        ..ChangeSet::default()
+    };
+    let msg = expect_over_allocated(
+        store.apply(org, &cs, ACTOR, now()),
+        "invoice",
+        "INV-4",
+        6_000,
+        5_000,
+    );
+    assert_eq!(
+        msg,
+        "allocations to invoice INV-4 would total 60.00 USD but it is only 50.00 USD"
+    );
+    unchanged("invoice");
+
+    // Each allocation fits, together they do not.
+    let cs = ChangeSet {
+        payments: vec![Change::Insert(payment("P2", "C1", usd, 10_000))],
+        allocations: vec![
+            alloc("INV-4", p("P2"), 3_000),
+            alloc("INV-4", p("P2"), 2_001),
+        ],
+        ..ChangeSet::default()
+    };
+    expect_over_allocated(
+        store.apply(org, &cs, ACTOR, now()),
+        "invoice",
+        "INV-4",
+        5_001,
+        5_000,
+    );
+    unchanged("invoice, two allocations");
+
+    // A fully allocated payment and credit note cannot give more.
+    let cs = ChangeSet {
+        allocations: vec![alloc("INV-4", p("P1"), 1)],
+        ..ChangeSet::default()
+    };
+    let msg = expect_over_allocated(
+        store.apply(org, &cs, ACTOR, now()),
+        "payment",
+        "P1",
+        8_001,
+        8_000,
+    );
+    assert_eq!(
+        msg,
+        "allocations from payment P1 would total 80.01 USD but it is only 80.00 USD"
+    );
+    let cs = ChangeSet {
+        allocations: vec![alloc("INV-4", cn("CN-1"), 1)],
+        ..ChangeSet::default()
+    };
+    expect_over_allocated(
+        store.apply(org, &cs, ACTOR, now()),
+        "credit note",
+        "CN-1",
+        2_001,
+        2_000,
+    );
+    unchanged("payment, credit note");
+
+    // Lowering an invoice's total or a payment's amount below what is
+    // already allocated fails the same way.
+    let invoices = store.invoices(org).expect("invoices");
+    let inv1 = invoices
+        .iter()
+        .find(|i| i.record.number == "INV-1")
+        .expect("INV-1");
+    let mut lower = inv1.record.clone();
+    lower.total = 9_000;
+    let cs = ChangeSet {
+        invoices: vec![Change::Update {
+            id: inv1.id,
+            before: inv1.record.clone(),
+            after: lower,
+        }],
+        ..ChangeSet::default()
+    };
+    expect_over_allocated(
+        store.apply(org, &cs, ACTOR, now()),
+        "invoice",
+        "INV-1",
+        10_000,
+        9_000,
+    );
+    let payments = store.payments(org).expect("payments");
+    let p1 = payments
+        .iter()
+        .find(|p| p.record.external_id == "P1")
+        .expect("P1");
+    let mut less = p1.record.clone();
+    less.amount = 7_999;
+    let cs = ChangeSet {
+        payments: vec![Change::Update {
+            id: p1.id,
+            before: p1.record.clone(),
+            after: less,
+        }],
+        ..ChangeSet::default()
+    };
+    expect_over_allocated(
+        store.apply(org, &cs, ACTOR, now()),
+        "payment",
+        "P1",
+        8_000,
+        7_999,
+    );
+    unchanged("updates");
+
+    // A payment in another currency than the invoice.
+    let cs = ChangeSet {
+        payments: vec![Change::Insert(payment("P3", "C1", Currency::EUR, 1_000))],
+        allocations: vec![alloc("INV-4", p("P3"), 1_000)],
+        ..ChangeSet::default()
+    };
+    match store.apply(org, &cs, ACTOR, now()) {
+        Err(
+            ref e @ StoreError::CurrencyMismatch {
+                ref invoice,
+                invoice_currency,
+                entity,
+                ref key,
+                currency,
+            },
+        ) => {
+            assert_eq!(
+                (
+                    invoice.as_str(),
+                    invoice_currency,
+                    entity,
+                    key.as_str(),
+                    currency
+                ),
+                ("INV-4", usd, "payment", "P3", Currency::EUR)
+            );
+            let msg = e.to_string();
+            assert!(
+                msg.contains("INV-4") && msg.contains("P3") && msg.contains("EUR"),
+                "{msg}"
+            );
+        }
+        other => panic!("expected a currency mismatch, got {other:?}"),
+    }
+    unchanged("currency");
+    // ...or an invoice, or credit note, whose currency changes under its allocations.
+    let mut eur = inv1.record.clone();
+    eur.currency = Currency::EUR;
+    let cs = ChangeSet {
+        invoices: vec![Change::Update {
+            id: inv1.id,
+            before: inv1.record.clone(),
+            after: eur,
+        }],
+        ..ChangeSet::default()
+    };
+    let err = store
+        .apply(org, &cs, ACTOR, now())
+        .expect_err("invoice currency");
+    assert!(
+        matches!(&err, StoreError::CurrencyMismatch { invoice, entity: "payment", key, .. } if invoice == "INV-1" && key == "P1"),
+        "{err:?}"
+    );
+    let notes = store.credit_notes(org).expect("credit notes");
+    let mut note = notes[0].record.clone();
+    note.currency = Currency::EUR;
+    let cs = ChangeSet {
+        credit_notes: vec![Change::Update {
+            id: notes[0].id,
+            before: notes[0].record.clone(),
+            after: note,
+        }],
+        ..ChangeSet::default()
+    };
+    let err = store
+        .apply(org, &cs, ACTOR, now())
+        .expect_err("credit note currency");
+    assert!(
+        matches!(&err, StoreError::CurrencyMismatch { invoice, entity: "credit note", key, .. } if invoice == "INV-1" && key == "CN-1"),
+        "{err:?}"
+    );
+    unchanged("currency updates");
+
+    // Two change sets planned against the same open balance (as two
+    // concurrent imports would): the first fits and applies, the second
+    // no longer does.
+    let first = ChangeSet {
+        payments: vec![Change::Insert(payment("P2", "C1", usd, 3_000))],
+        allocations: vec![alloc("INV-4", p("P2"), 3_000)],
+        ..ChangeSet::default()
+    };
+    let second = ChangeSet {
+        payments: vec![Change::Insert(payment("P4", "C1", usd, 3_000))],
+        allocations: vec![alloc("INV-4", p("P4"), 3_000)],
+        ..ChangeSet::default()
+    };
+    store.apply(org, &first, ACTOR, now()).expect("first fits");
+    let after_first = snapshot(store, org);
+    expect_over_allocated(
+        store.apply(org, &second, ACTOR, now()),
+        "invoice",
+        "INV-4",
+        6_000,
+        5_000,
+    );
+    assert_eq!(
+        snapshot(store, org),
+        after_first,
+        "the second change set wrote nothing"
+    );
+    // Exactly the rest is fine.
+    let rest = ChangeSet {
+        payments: vec![Change::Insert(payment("P4", "C1", usd, 2_000))],
+        allocations: vec![alloc("INV-4", p("P4"), 2_000)],
+        ..ChangeSet::default()
+    };
+    store
+        .apply(org, &rest, ACTOR, now())
+        .expect("the exact open balance fits");
+}
+
 pub fn organization_can_be_updated(store: &dyn Store, org: &Organization) {
     let changed = Organization {
         name: "Ünïcødé Holding ☕".into(),
@@ -818,24 +1347,98 @@ pub fn organization_can_be_updated(store: &dyn Store, org: &Organization) {
         time_zone: "Europe/Berlin".into(),
         ..org.clone()
     };
+    let events_before = event_count(store, org.id);
     store
-        .update_organization(&changed)
+        .update_organization(&changed, "carol", now())
         .expect("update organization");
     assert_eq!(store.default_organization().expect("org"), changed);
     assert_eq!(
         store.ledger_facts(org.id).expect("facts").base_currency,
         Currency::EUR
     );
+    // Logged in the organization's own log, with the field diff.
+    let events = store
+        .events(org.id, &EventFilter::default())
+        .expect("events");
+    assert_eq!(events.len(), events_before + 1);
+    let ev = &events[0];
+    assert_eq!(
+        (
+            ev.kind.as_str(),
+            ev.entity_type.as_str(),
+            ev.entity_key.as_str(),
+            ev.actor.as_str(),
+            ev.recorded_at,
+            ev.customer.as_deref()
+        ),
+        (
+            "organization.updated",
+            "organization",
+            "default",
+            "carol",
+            now(),
+            None
+        )
+    );
+    let changes = ev.data["changes"].as_object().expect("field diff");
+    let mut fields: Vec<&str> = changes.keys().map(String::as_str).collect();
+    fields.sort_unstable();
+    assert_eq!(fields, vec!["base_currency", "name", "time_zone"]);
+    assert_eq!(changes["name"]["from"], "My Company");
+    assert_eq!(changes["name"]["to"], "Ünïcødé Holding ☕");
+    assert_eq!(changes["base_currency"]["to"], "EUR");
+
+    // Setting the same values again changes and logs nothing.
     store
-        .update_organization(org)
+        .update_organization(&changed, "carol", now())
+        .expect("no-op update");
+    assert_eq!(event_count(store, org.id), events_before + 1);
+
+    // Only name, base currency and time zone change; slug and creation time stay.
+    let sneaky = Organization {
+        slug: "renamed".into(),
+        created_at: Timestamp::from_second(0).expect("timestamp"),
+        ..changed.clone()
+    };
+    store
+        .update_organization(&sneaky, "carol", now())
+        .expect("slug is ignored");
+    assert_eq!(store.default_organization().expect("org"), changed);
+    assert_eq!(event_count(store, org.id), events_before + 1);
+
+    store
+        .update_organization(org, "carol", now())
         .expect("restore organization");
     assert_eq!(store.default_organization().expect("org"), *org);
+    let events = store
+        .events(org.id, &EventFilter::default())
+        .expect("events");
+    assert_eq!(events.len(), events_before + 2);
+    assert_eq!(events[0].kind, "organization.updated");
+    assert_eq!(events[0].data["changes"]["name"]["to"], "My Company");
+    // Another organization's log is untouched.
+    if let Ok(other) = store.create_organization("initech", "Initech", Currency::USD, "UTC", now())
+    {
+        store
+            .update_organization(
+                &Organization {
+                    name: "Initech Inc".into(),
+                    ..other.clone()
+                },
+                "dave",
+                now(),
+            )
+            .expect("update other organization");
+        assert_eq!(event_count(store, other.id), 1);
+        assert_eq!(event_count(store, org.id), events_before + 2);
+        assert_eq!(store.default_organization().expect("org"), *org);
+    }
     let missing = Organization {
         id: org.id + 1_000_000,
         ..org.clone()
     };
     assert!(matches!(
-        store.update_organization(&missing),
+        store.update_organization(&missing, "carol", now()),
         Err(StoreError::NotFound { .. })
     ));
 }

@@ -2,6 +2,10 @@
 
 use std::fmt;
 
+use arflow_domain::money::Currency;
+
+use crate::events::Minor;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("could not open the database: {0}")]
@@ -14,6 +18,34 @@ pub enum StoreError {
     /// A record refers to another by a key that does not exist.
     #[error("unknown {entity} '{key}'")]
     UnknownReference { entity: &'static str, key: String },
+    /// Applying a change set would allocate more to an invoice than its total,
+    /// or more from a payment or credit note than its amount. Amounts are in
+    /// minor units of `currency`; `entity` is "invoice", "payment" or "credit note".
+    #[error(
+        "allocations {} {entity} {key} would total {} {currency} but it is only {} {currency}",
+        if *.entity == "invoice" { "to" } else { "from" },
+        Minor(*.allocated, *.currency),
+        Minor(*.limit, *.currency)
+    )]
+    OverAllocated {
+        entity: &'static str,
+        key: String,
+        currency: Currency,
+        allocated: i64,
+        limit: i64,
+    },
+    /// An allocation would apply a payment or credit note (`entity` "payment"
+    /// or "credit note", key `key`) to an invoice in another currency.
+    #[error(
+        "{entity} {key} is in {currency} but invoice {invoice} is in {invoice_currency}: an allocation must be in the invoice's currency"
+    )]
+    CurrencyMismatch {
+        invoice: String,
+        invoice_currency: Currency,
+        entity: &'static str,
+        key: String,
+        currency: Currency,
+    },
     #[error("{entity} #{id} was not found in this organization")]
     NotFound { entity: &'static str, id: i64 },
     /// Stored data could not be read back (corrupt or written by a newer version).
@@ -30,6 +62,7 @@ pub fn constraint_message(constraint: &str) -> String {
         "contacts_org_external_id_key" => "a contact with this external id already exists",
         "invoices_org_number_key" => "an invoice with this number already exists",
         "credit_notes_org_number_key" => "a credit note with this number already exists",
+        "organizations_slug_key" => "an organization with this slug already exists",
         "payments_org_external_id_key" => "a payment with this external id already exists",
         "invoices_due_after_issue" => "an invoice's due date cannot be before its issue date",
         "invoices_total_nonnegative" => "an invoice total cannot be negative",

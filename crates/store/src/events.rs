@@ -8,13 +8,15 @@
 //!   copying the whole record into the log as well doubled the size of a
 //!   large import and most of its write time. The summary still describes
 //!   the record for humans ("Invoice INV-1 for 100.00 USD created").
-//! - `*.updated`: `{"changes": {field: {"from": old, "to": new}}}`.
+//! - `*.updated`: `{"changes": {field: {"from": old, "to": new}}}`. This
+//!   includes `organization.updated` (keyed by the organization's slug),
+//!   written by [`crate::Store::update_organization`].
 //! - `fx_rate.set`: the rate (a set may replace an earlier rate for the same
 //!   day, so the log keeps the value).
 
 use std::fmt::{self, Write as _};
 
-use arflow_domain::model::{Allocation, AllocationSource};
+use arflow_domain::model::{Allocation, AllocationSource, Organization};
 use arflow_domain::money::Currency;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
@@ -164,6 +166,30 @@ fn updated_kind(entity_type: &str) -> &'static str {
         "credit_note" => "credit_note.updated",
         _ => "payment.updated",
     }
+}
+
+/// The `organization.updated` event for a change of the organization's
+/// settings, or `None` when nothing changed.
+pub fn organization_updated(before: &Organization, after: &Organization) -> Option<NewEvent> {
+    let d = diff(before, after);
+    if d.is_empty() {
+        return None;
+    }
+    let mut summary = format!("Organization {} updated: ", after.name);
+    for (i, field) in d.keys().enumerate() {
+        if i > 0 {
+            summary.push_str(", ");
+        }
+        summary.push_str(field);
+    }
+    Some(NewEvent {
+        kind: "organization.updated",
+        entity_type: "organization",
+        entity_key: after.slug.clone(),
+        customer: None,
+        summary,
+        data: json!({ "changes": d }),
+    })
 }
 
 /// One event per created or changed record, in application order.

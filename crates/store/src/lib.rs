@@ -22,6 +22,7 @@ use arflow_domain::ledger::LedgerFacts;
 use arflow_domain::model::{
     Allocation, Contact, CreditNote, Customer, Event, Invoice, Organization, Payment, Stored,
 };
+use arflow_domain::money::Currency;
 use jiff::Timestamp;
 
 pub use changeset::{AppliedCounts, Change, ChangeSet};
@@ -55,8 +56,28 @@ pub trait Store: Send + Sync {
     /// The default organization, created by the first migration run if missing.
     fn default_organization(&self) -> Result<Organization, StoreError>;
 
-    /// Changes the organization's name, base currency or time zone.
-    fn update_organization(&self, org: &Organization) -> Result<(), StoreError>;
+    /// Creates another organization (tenant). Its slug must be unique, else
+    /// [`StoreError::Constraint`] (`organizations_slug_key`).
+    fn create_organization(
+        &self,
+        slug: &str,
+        name: &str,
+        base_currency: Currency,
+        time_zone: &str,
+        now: Timestamp,
+    ) -> Result<Organization, StoreError>;
+
+    /// Changes the organization's name, base currency or time zone and, in the
+    /// same transaction, appends an `organization.updated` event with the
+    /// field diff (none when nothing changed), stamped `now` and attributed
+    /// to `actor`. `id` selects the organization; its slug and creation time
+    /// are never changed.
+    fn update_organization(
+        &self,
+        org: &Organization,
+        actor: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
 
     fn customers(&self, org: i64) -> Result<Vec<Stored<Customer>>, StoreError>;
     fn contacts(&self, org: i64) -> Result<Vec<Stored<Contact>>, StoreError>;
@@ -73,6 +94,13 @@ pub trait Store: Send + Sync {
     /// Applies every change in one transaction and appends one event per
     /// created or changed record, stamped `now` and attributed to `actor`.
     /// On any error nothing is written.
+    ///
+    /// Before committing it checks, for every invoice, payment and credit
+    /// note the change set allocates or updates, that its allocations stay
+    /// within its total ([`StoreError::OverAllocated`]) and are in the
+    /// invoice's currency ([`StoreError::CurrencyMismatch`]), against what is
+    /// committed at that moment, so two concurrent change sets planned
+    /// against the same open balance cannot both succeed.
     fn apply(
         &self,
         org: i64,

@@ -18,17 +18,18 @@ use arflow_domain::money::Currency;
 use jiff::Timestamp;
 use postgres::error::SqlState;
 use postgres::types::{FromSql, ToSql};
-use postgres::{Client, NoTls, Row, Transaction};
+use postgres::{Client, IsolationLevel, NoTls, Row, Transaction};
 use r2d2::{Pool, PooledConnection};
 use r2d2_postgres::PostgresConnectionManager;
 
 use crate::changeset::{AppliedCounts, Change, ChangeSet};
 use crate::common::{
-    CurrencyCache, DEFAULT_ORG_NAME, DEFAULT_ORG_SLUG, POSTGRES_MIGRATIONS, corrupt,
-    finish_allocation_event, parse_currency, parse_date, payment_terms_from_i64, rate_from_i64,
-    rate_to_i64, tags_from_json, tags_to_json, truncate_micros, unknown,
+    CurrencyCache, DEFAULT_ORG_NAME, DEFAULT_ORG_SLUG, POSTGRES_MIGRATIONS, Touched, corrupt,
+    currency_mismatch, finish_allocation_event, over_allocated, parse_currency, parse_date,
+    payment_terms_from_i64, rate_from_i64, rate_to_i64, tags_from_json, tags_to_json,
+    truncate_micros, unknown,
 };
-use crate::events::for_each_event;
+use crate::events::{for_each_event, organization_updated};
 use crate::{Backend, EventFilter, Store, StoreError};
 
 /// Rows per multi-row INSERT: big enough to amortise round trips, small
@@ -200,21 +201,83 @@ impl Store for PostgresStore {
         org_from_row(&row)
     }
 
-    fn update_organization(&self, org: &Organization) -> Result<(), StoreError> {
+    fn create_organization(
+        &self,
+        slug: &str,
+        name: &str,
+        base_currency: Currency,
+        time_zone: &str,
+        now: Timestamp,
+    ) -> Result<Organization, StoreError> {
         let mut conn = self.conn()?;
-        let n = conn
-            .execute(
-                "UPDATE organizations SET name = $1, base_currency = $2, time_zone = $3 WHERE id = $4",
-                &[&org.name, &org.base_currency.code(), &org.time_zone, &org.id],
+        let row = conn
+            .query_one(
+                "INSERT INTO organizations (slug, name, base_currency, time_zone, created_at) VALUES ($1, $2, $3, $4, $5)
+                 RETURNING id, slug, name, base_currency, time_zone, created_at",
+                &[&slug, &name, &base_currency.code(), &time_zone, &ts_to_sql(now)?],
             )
             .map_err(map_err)?;
-        if n == 0 {
-            return Err(StoreError::NotFound {
+        org_from_row(&row)
+    }
+
+    fn update_organization(
+        &self,
+        org: &Organization,
+        actor: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        let mut tx = conn.transaction().map_err(map_err)?;
+        // FOR UPDATE: a concurrent change waits, so each diff is against
+        // what the other committed.
+        let before = tx
+            .query_opt(
+                "SELECT id, slug, name, base_currency, time_zone, created_at FROM organizations WHERE id = $1 FOR UPDATE",
+                &[&org.id],
+            )
+            .map_err(map_err)?
+            .ok_or(StoreError::NotFound {
                 entity: "organization",
                 id: org.id,
-            });
-        }
-        Ok(())
+            })?;
+        let before = org_from_row(&before)?;
+        let after = Organization {
+            name: org.name.clone(),
+            base_currency: org.base_currency,
+            time_zone: org.time_zone.clone(),
+            ..before.clone()
+        };
+        // Nothing changed: nothing to write or log (dropping `tx` rolls back).
+        let Some(ev) = organization_updated(&before, &after) else {
+            return Ok(());
+        };
+        tx.execute(
+            "UPDATE organizations SET name = $1, base_currency = $2, time_zone = $3 WHERE id = $4",
+            &[
+                &after.name,
+                &after.base_currency.code(),
+                &after.time_zone,
+                &after.id,
+            ],
+        )
+        .map_err(map_err)?;
+        tx.execute(
+            "INSERT INTO events (org_id, recorded_at, actor, kind, entity_type, entity_key, customer_key, summary, data)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            &[
+                &after.id,
+                &ts_to_sql(now)?,
+                &actor,
+                &ev.kind,
+                &ev.entity_type,
+                &ev.entity_key,
+                &ev.customer,
+                &ev.summary,
+                &ev.data,
+            ],
+        )
+        .map_err(map_err)?;
+        tx.commit().map_err(map_err)
     }
 
     fn customers(&self, org: i64) -> Result<Vec<Stored<Customer>>, StoreError> {
@@ -466,7 +529,15 @@ impl Store for PostgresStore {
 
     fn ledger_facts(&self, org: i64) -> Result<LedgerFacts, StoreError> {
         let mut conn = self.conn()?;
-        let base = conn
+        // One snapshot for all four reads, so a change set committing
+        // meanwhile is seen entirely or not at all.
+        let mut tx = conn
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .map_err(map_err)?;
+        let base = tx
             .query_opt(
                 "SELECT base_currency FROM organizations WHERE id = $1",
                 &[&org],
@@ -477,11 +548,11 @@ impl Store for PostgresStore {
                 id: org,
             })?;
         let base_currency = parse_currency(g(&base, 0)?)?;
-        let customers = query(
-            &mut conn,
+        let customers = tx.query(
             "SELECT id, external_id, name, segment FROM customers WHERE org_id = $1 ORDER BY id",
             &[&org],
-        )?
+        )
+        .map_err(map_err)?
         .iter()
         .map(|r| {
             Ok(CustomerFact {
@@ -493,13 +564,13 @@ impl Store for PostgresStore {
         })
         .collect::<Result<_, StoreError>>()?;
         let mut cur = CurrencyCache::default();
-        let invoices = query(
-            &mut conn,
+        let invoices = tx.query(
             "SELECT id, customer_id, to_char(issue_date, 'YYYY-MM-DD'), to_char(due_date, 'YYYY-MM-DD'), currency, total, status,
                     to_char(coalesce(status_date, issue_date), 'YYYY-MM-DD')
              FROM invoices WHERE org_id = $1 ORDER BY id",
             &[&org],
-        )?
+        )
+        .map_err(map_err)?
         .iter()
         .map(|r| {
             let closure = match g::<&str>(r, 6)? {
@@ -520,11 +591,11 @@ impl Store for PostgresStore {
             })
         })
         .collect::<Result<_, StoreError>>()?;
-        let allocations = query(
-            &mut conn,
+        let allocations = tx.query(
             "SELECT invoice_id, to_char(applied_on, 'YYYY-MM-DD'), amount, credit_note_id IS NOT NULL FROM allocations WHERE org_id = $1",
             &[&org],
-        )?
+        )
+        .map_err(map_err)?
         .iter()
         .map(|r| {
             Ok(AllocationFact {
@@ -535,6 +606,7 @@ impl Store for PostgresStore {
             })
         })
         .collect::<Result<_, StoreError>>()?;
+        tx.commit().map_err(map_err)?;
         Ok(LedgerFacts {
             base_currency,
             customers,
@@ -612,6 +684,123 @@ fn in_order<'c, T: PartialEq>(
     }
     if !batch.is_empty() {
         insert(&batch)?;
+    }
+    Ok(())
+}
+
+/// The natural keys a change set inserts (of one kind).
+fn inserted_keys<T>(changes: &[Change<T>], key: impl Fn(&T) -> &str) -> HashSet<&str> {
+    changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::Insert(r) => Some(key(r)),
+            Change::Update { .. } => None,
+        })
+        .collect()
+}
+
+/// Fails with `CurrencyMismatch` for allocation `id`.
+fn mismatch_of(tx: &mut Transaction<'_>, id: i64) -> Result<StoreError, StoreError> {
+    let r = tx
+        .query_one(
+            "SELECT i.number, i.currency, a.payment_id IS NOT NULL, coalesce(p.external_id, n.number), coalesce(p.currency, n.currency)
+             FROM allocations a
+             JOIN invoices i ON i.id = a.invoice_id
+             LEFT JOIN payments p ON p.id = a.payment_id
+             LEFT JOIN credit_notes n ON n.id = a.credit_note_id
+             WHERE a.id = $1",
+            &[&id],
+        )
+        .map_err(map_err)?;
+    currency_mismatch(g(&r, 0)?, g(&r, 1)?, g(&r, 2)?, g(&r, 3)?, g(&r, 4)?)
+}
+
+/// The allocation invariant for the rows this change set touched; the same
+/// queries, in the same order, as `sqlite::check_allocations` (see there).
+/// The caller has locked the rows other change sets could also allocate.
+fn check_allocations(tx: &mut Transaction<'_>, org: i64, t: &Touched) -> Result<(), StoreError> {
+    if !t.invoices.is_empty() {
+        let row = tx
+            .query_opt(
+                "SELECT i.number, i.currency, i.total, SUM(a.amount)::bigint,
+                        MIN(CASE WHEN i.currency <> coalesce(p.currency, n.currency) THEN a.id END)
+                 FROM invoices i
+                 JOIN allocations a ON a.org_id = i.org_id AND a.invoice_id = i.id
+                 LEFT JOIN payments p ON p.id = a.payment_id
+                 LEFT JOIN credit_notes n ON n.id = a.credit_note_id
+                 WHERE i.org_id = $1 AND i.id = ANY($2::bigint[])
+                 GROUP BY i.id
+                 HAVING SUM(a.amount) > i.total
+                     OR MIN(CASE WHEN i.currency <> coalesce(p.currency, n.currency) THEN a.id END) IS NOT NULL
+                 ORDER BY i.id LIMIT 1",
+                &[&org, &t.invoices],
+            )
+            .map_err(map_err)?;
+        if let Some(r) = row {
+            return Err(match g::<Option<i64>>(&r, 4)? {
+                Some(id) => mismatch_of(tx, id)?,
+                None => over_allocated("invoice", g(&r, 0)?, g(&r, 1)?, g(&r, 3)?, g(&r, 2)?)?,
+            });
+        }
+    }
+    for (ids, sql) in [
+        (
+            &t.payments_updated,
+            "SELECT MIN(a.id) FROM payments p
+             JOIN allocations a ON a.payment_id = p.id
+             JOIN invoices i ON i.id = a.invoice_id
+             WHERE p.org_id = $1 AND p.id = ANY($2::bigint[]) AND i.currency <> p.currency",
+        ),
+        (
+            &t.credit_notes_updated,
+            "SELECT MIN(a.id) FROM credit_notes n
+             JOIN allocations a ON a.credit_note_id = n.id
+             JOIN invoices i ON i.id = a.invoice_id
+             WHERE n.org_id = $1 AND n.id = ANY($2::bigint[]) AND i.currency <> n.currency",
+        ),
+    ] {
+        if ids.is_empty() {
+            continue;
+        }
+        let r = tx.query_one(sql, &[&org, ids]).map_err(map_err)?;
+        if let Some(id) = g::<Option<i64>>(&r, 0)? {
+            return Err(mismatch_of(tx, id)?);
+        }
+    }
+    for (entity, ids, sql) in [
+        (
+            "payment",
+            &t.payments,
+            "SELECT p.external_id, p.currency, p.amount, SUM(a.amount)::bigint
+             FROM payments p
+             JOIN allocations a ON a.payment_id = p.id
+             WHERE p.org_id = $1 AND p.id = ANY($2::bigint[])
+             GROUP BY p.id HAVING SUM(a.amount) > p.amount
+             ORDER BY p.id LIMIT 1",
+        ),
+        (
+            "credit note",
+            &t.credit_notes,
+            "SELECT n.number, n.currency, n.total, SUM(a.amount)::bigint
+             FROM credit_notes n
+             JOIN allocations a ON a.credit_note_id = n.id
+             WHERE n.org_id = $1 AND n.id = ANY($2::bigint[])
+             GROUP BY n.id HAVING SUM(a.amount) > n.total
+             ORDER BY n.id LIMIT 1",
+        ),
+    ] {
+        if ids.is_empty() {
+            continue;
+        }
+        if let Some(r) = tx.query_opt(sql, &[&org, ids]).map_err(map_err)? {
+            return Err(over_allocated(
+                entity,
+                g(&r, 0)?,
+                g(&r, 1)?,
+                g(&r, 3)?,
+                g(&r, 2)?,
+            )?);
+        }
     }
     Ok(())
 }
@@ -950,6 +1139,11 @@ fn apply_in(
     )?;
 
     let tx = tx.into_inner();
+    let mut touched = Touched::updated_in(cs);
+    // Rows that existed before this change set and that it allocates from or
+    // to; locked before the check below (rows it inserted are not visible to
+    // anyone else, and rows it updated are locked already).
+    let mut lock: [Vec<i64>; 3] = Default::default();
 
     // Invoice number → (id, customer id, currency), read after this change
     // set's own inserts so allocations can refer to invoices created with them.
@@ -977,25 +1171,41 @@ fn apply_in(
             "SELECT id, number FROM credit_notes WHERE org_id = $1",
             org,
         )?;
+        let new_invoices = inserted_keys(&cs.invoices, |r| r.number.as_str());
+        let new_payments = inserted_keys(&cs.payments, |r| r.external_id.as_str());
+        let new_notes = inserted_keys(&cs.credit_notes, |r| r.number.as_str());
         for batch in cs.allocations.chunks(CHUNK) {
             let mut invoice = Vec::with_capacity(batch.len());
             let mut payment = Vec::with_capacity(batch.len());
             let mut note = Vec::with_capacity(batch.len());
             for a in batch {
-                invoice.push(
-                    invoices
-                        .get(&a.invoice)
-                        .ok_or_else(|| unknown("invoice", &a.invoice))?
-                        .0,
-                );
+                let id = invoices
+                    .get(&a.invoice)
+                    .ok_or_else(|| unknown("invoice", &a.invoice))?
+                    .0;
+                invoice.push(id);
+                touched.invoices.push(id);
+                if !new_invoices.contains(a.invoice.as_str()) {
+                    lock[0].push(id);
+                }
                 match &a.source {
                     AllocationSource::Payment(k) => {
-                        payment.push(Some(lookup(&payments, "payment", k)?));
+                        let id = lookup(&payments, "payment", k)?;
+                        payment.push(Some(id));
                         note.push(None);
+                        touched.payments.push(id);
+                        if !new_payments.contains(k.as_str()) {
+                            lock[1].push(id);
+                        }
                     }
                     AllocationSource::CreditNote(k) => {
+                        let id = lookup(&notes, "credit note", k)?;
                         payment.push(None);
-                        note.push(Some(lookup(&notes, "credit note", k)?));
+                        note.push(Some(id));
+                        touched.credit_notes.push(id);
+                        if !new_notes.contains(k.as_str()) {
+                            lock[2].push(id);
+                        }
                     }
                 }
             }
@@ -1012,6 +1222,28 @@ fn apply_in(
             counts.allocations.inserted += batch.len() as u64;
         }
     }
+
+    // Lock in one global order (invoices, payments, credit notes; each by id)
+    // so two change sets locking overlapping rows wait rather than deadlock.
+    // NO KEY UPDATE does not conflict with the KEY SHARE locks that inserting
+    // allocations (foreign keys) takes, but does with another change set
+    // taking this lock: that one waits until this one commits, and its check
+    // then (READ COMMITTED: a new snapshot per statement) counts what this
+    // one allocated.
+    for (ids, sql) in lock.iter_mut().zip([
+        "SELECT 1 FROM invoices WHERE org_id = $1 AND id = ANY($2::bigint[]) ORDER BY id FOR NO KEY UPDATE",
+        "SELECT 1 FROM payments WHERE org_id = $1 AND id = ANY($2::bigint[]) ORDER BY id FOR NO KEY UPDATE",
+        "SELECT 1 FROM credit_notes WHERE org_id = $1 AND id = ANY($2::bigint[]) ORDER BY id FOR NO KEY UPDATE",
+    ]) {
+        if ids.is_empty() {
+            continue;
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        tx.execute(sql, &[&org, &*ids]).map_err(map_err)?;
+    }
+    touched.finish();
+    check_allocations(tx, org, &touched)?;
 
     if !cs.fx_rates.is_empty() {
         let mut existing: HashSet<(String, String, String)> = HashSet::new();

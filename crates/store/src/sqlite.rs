@@ -23,12 +23,12 @@ use r2d2_sqlite::rusqlite::{
 
 use crate::changeset::{AppliedCounts, Change, ChangeSet};
 use crate::common::{
-    CurrencyCache, DEFAULT_ORG_NAME, DEFAULT_ORG_SLUG, SQLITE_MIGRATIONS, corrupt,
-    finish_allocation_event, parse_currency, parse_date, parse_date_bytes, parse_timestamp,
-    payment_terms_from_i64, rate_from_i64, rate_to_i64, tags_from_json, tags_to_json,
-    truncate_micros, unknown,
+    CurrencyCache, DEFAULT_ORG_NAME, DEFAULT_ORG_SLUG, SQLITE_MIGRATIONS, Touched, corrupt,
+    currency_mismatch, finish_allocation_event, over_allocated, parse_currency, parse_date,
+    parse_date_bytes, parse_timestamp, payment_terms_from_i64, rate_from_i64, rate_to_i64,
+    tags_from_json, tags_to_json, truncate_micros, unknown,
 };
-use crate::events::for_each_event;
+use crate::events::{for_each_event, organization_updated};
 use crate::{Backend, EventFilter, Store, StoreError};
 
 pub struct SqliteStore {
@@ -222,21 +222,90 @@ impl Store for SqliteStore {
         .map_err(map_err)?
     }
 
-    fn update_organization(&self, org: &Organization) -> Result<(), StoreError> {
+    fn create_organization(
+        &self,
+        slug: &str,
+        name: &str,
+        base_currency: Currency,
+        time_zone: &str,
+        now: Timestamp,
+    ) -> Result<Organization, StoreError> {
         let conn = self.conn()?;
-        let n = conn
-            .execute(
-                "UPDATE organizations SET name = ?1, base_currency = ?2, time_zone = ?3 WHERE id = ?4",
-                params![org.name, org.base_currency.code(), org.time_zone, org.id],
-            )
+        conn.execute(
+            "INSERT INTO organizations (slug, name, base_currency, time_zone, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![slug, name, base_currency.code(), time_zone, ts_text(now)],
+        )
+        .map_err(map_err)?;
+        conn.query_row(
+            "SELECT id, slug, name, base_currency, time_zone, created_at FROM organizations WHERE id = ?1",
+            [conn.last_insert_rowid()],
+            org_from_row,
+        )
+        .map_err(map_err)?
+    }
+
+    fn update_organization(
+        &self,
+        org: &Organization,
+        actor: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(map_err)?;
-        if n == 0 {
-            return Err(StoreError::NotFound {
+        let before = tx
+            .query_row(
+                "SELECT id, slug, name, base_currency, time_zone, created_at FROM organizations WHERE id = ?1",
+                [org.id],
+                org_from_row,
+            )
+            .optional()
+            .map_err(map_err)?
+            .transpose()?
+            .ok_or(StoreError::NotFound {
                 entity: "organization",
                 id: org.id,
-            });
-        }
-        Ok(())
+            })?;
+        let after = Organization {
+            name: org.name.clone(),
+            base_currency: org.base_currency,
+            time_zone: org.time_zone.clone(),
+            ..before.clone()
+        };
+        // Nothing changed: nothing to write or log (dropping `tx` ends it).
+        let Some(ev) = organization_updated(&before, &after) else {
+            return Ok(());
+        };
+        tx.execute(
+            "UPDATE organizations SET name = ?1, base_currency = ?2, time_zone = ?3 WHERE id = ?4",
+            params![
+                after.name,
+                after.base_currency.code(),
+                after.time_zone,
+                after.id
+            ],
+        )
+        .map_err(map_err)?;
+        let data = serde_json::to_string(&ev.data)
+            .map_err(|e| StoreError::Database(format!("event data: {e}")))?;
+        tx.execute(
+            "INSERT INTO events (org_id, recorded_at, actor, kind, entity_type, entity_key, customer_key, summary, data)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                after.id,
+                ts_text(now),
+                actor,
+                ev.kind,
+                ev.entity_type,
+                ev.entity_key,
+                ev.customer,
+                ev.summary,
+                data
+            ],
+        )
+        .map_err(map_err)?;
+        tx.commit().map_err(map_err)
     }
 
     fn customers(&self, org: i64) -> Result<Vec<Stored<Customer>>, StoreError> {
@@ -725,6 +794,133 @@ fn lookup(map: &HashMap<String, i64>, entity: &'static str, key: &str) -> Result
     map.get(key).copied().ok_or_else(|| unknown(entity, key))
 }
 
+/// A list of ids as one bound parameter, read back with `json_each`.
+fn id_list(ids: &[i64]) -> Result<String, StoreError> {
+    serde_json::to_string(ids).map_err(StoreError::database)
+}
+
+/// Fails with `CurrencyMismatch` for allocation `id`.
+fn mismatch_of(tx: &Transaction<'_>, id: i64) -> Result<StoreError, StoreError> {
+    let (invoice, invoice_currency, from_payment, key, currency): (String, String, bool, String, String) = tx
+        .query_row(
+            "SELECT i.number, i.currency, a.payment_id IS NOT NULL, coalesce(p.external_id, n.number), coalesce(p.currency, n.currency)
+             FROM allocations a
+             JOIN invoices i ON i.id = a.invoice_id
+             LEFT JOIN payments p ON p.id = a.payment_id
+             LEFT JOIN credit_notes n ON n.id = a.credit_note_id
+             WHERE a.id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )
+        .map_err(map_err)?;
+    currency_mismatch(invoice, &invoice_currency, from_payment, key, &currency)
+}
+
+/// The allocation invariant, checked inside the write transaction for the
+/// rows this change set touched: every allocation is in its invoice's
+/// currency, and what is allocated to an invoice (from a payment, from a
+/// credit note) does not exceed its total (amount, total). One grouped query
+/// per kind over the touched ids (driven by the id list, so a small change
+/// set to a large ledger reads only its own rows). `BEGIN IMMEDIATE` means
+/// no other write can commit in between. The queries, their order and their
+/// `ORDER BY` match `postgres::check_allocations`, so both backends report
+/// the same first violation.
+fn check_allocations(tx: &Transaction<'_>, org: i64, t: &Touched) -> Result<(), StoreError> {
+    if !t.invoices.is_empty() {
+        let row: Option<(String, String, i64, i64, Option<i64>)> = tx
+            .query_row(
+                "SELECT i.number, i.currency, i.total, SUM(a.amount),
+                        MIN(CASE WHEN i.currency <> coalesce(p.currency, n.currency) THEN a.id END)
+                 FROM json_each(?2) j
+                 CROSS JOIN invoices i ON i.id = j.value
+                 JOIN allocations a ON a.org_id = i.org_id AND a.invoice_id = i.id
+                 LEFT JOIN payments p ON p.id = a.payment_id
+                 LEFT JOIN credit_notes n ON n.id = a.credit_note_id
+                 WHERE i.org_id = ?1
+                 GROUP BY i.id
+                 HAVING SUM(a.amount) > i.total
+                     OR MIN(CASE WHEN i.currency <> coalesce(p.currency, n.currency) THEN a.id END) IS NOT NULL
+                 ORDER BY i.id LIMIT 1",
+                params![org, id_list(&t.invoices)?],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            )
+            .optional()
+            .map_err(map_err)?;
+        if let Some((number, currency, total, allocated, mismatch)) = row {
+            return Err(match mismatch {
+                Some(id) => mismatch_of(tx, id)?,
+                None => over_allocated("invoice", number, &currency, allocated, total)?,
+            });
+        }
+    }
+    for (ids, sql) in [
+        (
+            &t.payments_updated,
+            "SELECT MIN(a.id) FROM json_each(?2) j
+             CROSS JOIN payments p ON p.id = j.value
+             JOIN allocations a ON a.payment_id = p.id
+             JOIN invoices i ON i.id = a.invoice_id
+             WHERE p.org_id = ?1 AND i.currency <> p.currency",
+        ),
+        (
+            &t.credit_notes_updated,
+            "SELECT MIN(a.id) FROM json_each(?2) j
+             CROSS JOIN credit_notes n ON n.id = j.value
+             JOIN allocations a ON a.credit_note_id = n.id
+             JOIN invoices i ON i.id = a.invoice_id
+             WHERE n.org_id = ?1 AND i.currency <> n.currency",
+        ),
+    ] {
+        if ids.is_empty() {
+            continue;
+        }
+        let first: Option<i64> = tx
+            .query_row(sql, params![org, id_list(ids)?], |r| r.get(0))
+            .map_err(map_err)?;
+        if let Some(id) = first {
+            return Err(mismatch_of(tx, id)?);
+        }
+    }
+    for (entity, ids, sql) in [
+        (
+            "payment",
+            &t.payments,
+            "SELECT p.external_id, p.currency, p.amount, SUM(a.amount)
+             FROM json_each(?2) j
+             CROSS JOIN payments p ON p.id = j.value
+             JOIN allocations a ON a.payment_id = p.id
+             WHERE p.org_id = ?1
+             GROUP BY p.id HAVING SUM(a.amount) > p.amount
+             ORDER BY p.id LIMIT 1",
+        ),
+        (
+            "credit note",
+            &t.credit_notes,
+            "SELECT n.number, n.currency, n.total, SUM(a.amount)
+             FROM json_each(?2) j
+             CROSS JOIN credit_notes n ON n.id = j.value
+             JOIN allocations a ON a.credit_note_id = n.id
+             WHERE n.org_id = ?1
+             GROUP BY n.id HAVING SUM(a.amount) > n.total
+             ORDER BY n.id LIMIT 1",
+        ),
+    ] {
+        if ids.is_empty() {
+            continue;
+        }
+        let row: Option<(String, String, i64, i64)> = tx
+            .query_row(sql, params![org, id_list(ids)?], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+            .optional()
+            .map_err(map_err)?;
+        if let Some((key, currency, limit, allocated)) = row {
+            return Err(over_allocated(entity, key, &currency, allocated, limit)?);
+        }
+    }
+    Ok(())
+}
+
 fn apply_in(
     tx: &Transaction<'_>,
     org: i64,
@@ -988,6 +1184,8 @@ fn apply_in(
         }
     }
 
+    let mut touched = Touched::updated_in(cs);
+
     // Invoice number → (id, customer id, currency), read after this change
     // set's own inserts so allocations can refer to invoices created with them.
     let mut invoices: HashMap<String, (i64, i64, Currency)> = HashMap::new();
@@ -1038,6 +1236,9 @@ fn apply_in(
                 AllocationSource::Payment(k) => (Some(lookup(&payments, "payment", k)?), None),
                 AllocationSource::CreditNote(k) => (None, Some(lookup(&notes, "credit note", k)?)),
             };
+            touched.invoices.push(*invoice);
+            touched.payments.extend(payment);
+            touched.credit_notes.extend(note);
             insert
                 .execute(params![
                     org,
@@ -1051,6 +1252,9 @@ fn apply_in(
             counts.allocations.inserted += 1;
         }
     }
+
+    touched.finish();
+    check_allocations(tx, org, &touched)?;
 
     if !cs.fx_rates.is_empty() {
         let mut existing: HashSet<(String, String, String)> = HashSet::new();

@@ -34,7 +34,8 @@ fn sqlite_bulk_apply_and_ledger_facts() {
             source: "bank".into(),
             received_on: date(2024, 1, 1),
             currency: Currency::USD,
-            amount: 1,
+            // Enough for every allocation below (100 to each invoice).
+            amount: 100 * n as i64,
             method: None,
             reference: None,
             payer_name: None,
