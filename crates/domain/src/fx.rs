@@ -102,14 +102,15 @@ impl FxTable {
         FxTable { rates: map }
     }
 
-    fn lookup(&self, from: Currency, to: Currency, on: Date) -> Option<Rate> {
+    fn lookup(&self, from: Currency, to: Currency, on: Date) -> Option<(Date, Rate)> {
         let v = self.rates.get(&(from, to))?;
         let idx = v.partition_point(|(d, _)| *d <= on);
-        idx.checked_sub(1).map(|i| v[i].1)
+        idx.checked_sub(1).map(|i| v[i])
     }
 
-    /// Converts `amount` into `to` using the rate in force on `on`.
-    /// A direct rate is preferred; otherwise the inverse of the opposite rate is used.
+    /// Converts `amount` into `to` using the rate in force on `on`: the latest
+    /// rate on or before `on` recorded in either direction (an opposite rate
+    /// is inverted); on the same date the direct rate wins.
     pub fn convert(&self, amount: Money, to: Currency, on: Date) -> Result<Money, FxError> {
         if amount.currency == to {
             return Ok(amount);
@@ -118,25 +119,35 @@ impl FxTable {
         let to_exp = i32::from(to.exponent());
         let minor = i128::from(amount.minor);
         // numerator/denominator of the conversion factor applied to minor units
-        let (num, den) = if let Some(r) = self.lookup(amount.currency, to, on) {
-            (minor * r.0, RATE_SCALE)
-        } else if let Some(r) = self.lookup(to, amount.currency, on) {
-            (minor * RATE_SCALE, r.0)
-        } else {
-            return Err(FxError::MissingRate {
-                from: amount.currency,
-                to,
-                date: on,
-            });
+        let direct = self.lookup(amount.currency, to, on);
+        let inverse = self.lookup(to, amount.currency, on);
+        let overflow = || FxError::Overflow(amount.to_string());
+        let (num, den) = match (direct, inverse) {
+            (Some((dd, r)), Some((di, _))) if dd >= di => {
+                (minor.checked_mul(r.0).ok_or_else(overflow)?, RATE_SCALE)
+            }
+            (Some((_, r)), None) => (minor.checked_mul(r.0).ok_or_else(overflow)?, RATE_SCALE),
+            (_, Some((_, r))) => (minor.checked_mul(RATE_SCALE).ok_or_else(overflow)?, r.0),
+            (None, None) => {
+                return Err(FxError::MissingRate {
+                    from: amount.currency,
+                    to,
+                    date: on,
+                });
+            }
         };
         let shift = to_exp - from_exp;
         let (num, den) = if shift >= 0 {
-            (num * 10i128.pow(shift as u32), den)
+            (
+                num.checked_mul(10i128.pow(shift as u32))
+                    .ok_or_else(overflow)?,
+                den,
+            )
         } else {
             (num, den * 10i128.pow((-shift) as u32))
         };
         let q = div_round_half_away(num, den);
-        let v = i64::try_from(q).map_err(|_| FxError::Overflow(amount.to_string()))?;
+        let v = i64::try_from(q).map_err(|_| overflow())?;
         Ok(Money::new(v, to))
     }
 }
@@ -194,6 +205,37 @@ mod tests {
                 .unwrap()
                 .minor,
             10_000
+        );
+    }
+
+    #[test]
+    fn the_latest_rate_wins_whichever_direction_it_was_recorded_in() {
+        let t = FxTable::new([
+            FxRate {
+                from: Currency::EUR,
+                to: Currency::USD,
+                valid_on: date(2020, 1, 1),
+                rate: Rate::parse("1.10").unwrap(),
+            },
+            FxRate {
+                from: Currency::USD,
+                to: Currency::EUR,
+                valid_on: date(2026, 1, 1),
+                rate: Rate::parse("0.80").unwrap(),
+            },
+        ]);
+        let eur = Money::new(10_000, Currency::EUR);
+        assert_eq!(
+            t.convert(eur, Currency::USD, date(2025, 6, 1))
+                .unwrap()
+                .minor,
+            11_000
+        );
+        assert_eq!(
+            t.convert(eur, Currency::USD, date(2026, 6, 1))
+                .unwrap()
+                .minor,
+            12_500
         );
     }
 

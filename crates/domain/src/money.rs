@@ -31,6 +31,10 @@ pub enum MoneyError {
         currency: Currency,
         exponent: u8,
     },
+    #[error(
+        "'{value}' has a thousands separator where none belongs (groups of three digits expected; is the decimal separator right?)"
+    )]
+    MisplacedSeparator { value: String },
     #[error("'{value}' is too large to represent")]
     Overflow { value: String },
     #[error("currency mismatch: {left} and {right}")]
@@ -263,13 +267,27 @@ fn parse_minor(value: &str, currency: Currency, style: DecimalStyle) -> Result<i
     let mut seen_decimal = false;
     let mut any_digit = false;
     let mut extra_nonzero = false;
+    // Thousands separators must separate groups of three digits ("1,234,567"):
+    // accepting one anywhere would read "12,50" (a decimal comma in a file
+    // declared as decimal point) as 1250 instead of rejecting it.
+    let mut group_len = 0u32;
+    let mut grouped = false;
+    let misplaced_separator = || MoneyError::MisplacedSeparator {
+        value: value.to_string(),
+    };
     for ch in s.chars() {
         if ch == style.decimal {
             if seen_decimal {
                 return Err(not_an_amount());
             }
+            if grouped && group_len != 3 {
+                return Err(misplaced_separator());
+            }
             seen_decimal = true;
         } else if let Some(d) = ch.to_digit(10) {
+            if !seen_decimal {
+                group_len += 1;
+            }
             any_digit = true;
             if seen_decimal {
                 if frac_len < exp {
@@ -287,13 +305,21 @@ fn parse_minor(value: &str, currency: Currency, style: DecimalStyle) -> Result<i
                 }
             }
         } else if Some(ch) == style.thousands && !seen_decimal {
-            continue;
+            let first_group_ok = !grouped && (1..=3).contains(&group_len);
+            if !(first_group_ok || (grouped && group_len == 3)) {
+                return Err(misplaced_separator());
+            }
+            grouped = true;
+            group_len = 0;
         } else {
             return Err(not_an_amount());
         }
     }
     if !any_digit {
         return Err(not_an_amount());
+    }
+    if grouped && !seen_decimal && group_len != 3 {
+        return Err(misplaced_separator());
     }
     if extra_nonzero {
         return Err(MoneyError::TooManyDecimals {
@@ -342,6 +368,31 @@ mod tests {
         assert_eq!(usd("(12.00)"), Ok(-1200));
         assert_eq!(usd("+7"), Ok(700));
         assert_eq!(usd("12.500"), Ok(1250));
+        assert_eq!(usd("1,234,567.89"), Ok(123456789));
+        assert!(matches!(
+            usd("12,50"),
+            Err(MoneyError::MisplacedSeparator { .. })
+        ));
+        assert!(matches!(
+            usd("1,5"),
+            Err(MoneyError::MisplacedSeparator { .. })
+        ));
+        assert!(matches!(
+            usd("1234,567.00"),
+            Err(MoneyError::MisplacedSeparator { .. })
+        ));
+        assert!(matches!(
+            usd("1,23,456"),
+            Err(MoneyError::MisplacedSeparator { .. })
+        ));
+        assert!(matches!(
+            usd(",123"),
+            Err(MoneyError::MisplacedSeparator { .. })
+        ));
+        assert!(matches!(
+            parse_minor("99.99", Currency::EUR, DecimalStyle::COMMA),
+            Err(MoneyError::MisplacedSeparator { .. })
+        ));
         assert!(matches!(
             usd("12.505"),
             Err(MoneyError::TooManyDecimals { .. })

@@ -131,6 +131,19 @@ pub fn import_file(
     now: jiff::Timestamp,
     progress: &dyn Fn(u64, u64),
 ) -> Result<ImportReport, ImportError> {
+    if let Some(m) = &opts.mapping
+        && let Some(kind) = m.kind
+        && kind != opts.kind
+    {
+        return Err(ImportError::Mapping {
+            file: path.display().to_string(),
+            message: format!(
+                "the mapping is written for {} but this is an import of {}",
+                kind.as_str(),
+                opts.kind.as_str()
+            ),
+        });
+    }
     let file = File::open(path).map_err(|source| ImportError::Io {
         path: path.to_path_buf(),
         source,

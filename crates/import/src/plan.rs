@@ -5,8 +5,8 @@ use std::io::Read;
 
 use arflow_domain::allocation::{AllocationOrder, allocate};
 use arflow_domain::model::{
-    Allocation, AllocationSource, Contact, CreditNote, Customer, Invoice, Organization, Payment,
-    Stored,
+    Allocation, AllocationSource, Contact, CreditNote, Customer, Invoice, InvoiceStatus,
+    Organization, Payment, Stored,
 };
 use arflow_domain::money::{Currency, DecimalStyle};
 use arflow_store::{Change, ChangeSet};
@@ -576,9 +576,48 @@ impl<'a> State<'a> {
             );
             return false;
         }
+        if let Some(s) = stored
+            && already > 0
+        {
+            // Money is applied to this invoice: its currency and customer are
+            // what that money was matched against, and voiding it would make
+            // the money vanish from every report.
+            if s.currency != ir.invoice.currency || s.customer != ir.invoice.customer {
+                row.error(
+                    Field::Currency,
+                    ir.invoice.currency.code(),
+                    format!(
+                        "invoice {number} has payments or credits applied, so its customer ({}) and currency ({}) cannot change",
+                        s.customer, s.currency
+                    ),
+                );
+                return false;
+            }
+            if ir.invoice.status == InvoiceStatus::Void && s.status != InvoiceStatus::Void {
+                row.error(
+                    Field::Status,
+                    "void",
+                    format!("invoice {number} has payments or credits applied and cannot be voided; credit it or write it off instead"),
+                );
+                return false;
+            }
+        }
         let inv = &ir.invoice;
         match ir.settlement {
             Settlement::None => {}
+            Settlement::Settled(on) if on < inv.issue_date => {
+                let column = if row.get(Field::PaidDate).is_some() {
+                    Field::PaidDate
+                } else {
+                    Field::SettledDate
+                };
+                row.error(
+                    column,
+                    &on.to_string(),
+                    format!("settled before the invoice was issued ({})", inv.issue_date),
+                );
+                return false;
+            }
             Settlement::Settled(on) => {
                 let id = format!("settle:{number}");
                 let open = inv.total - already;
@@ -594,6 +633,8 @@ impl<'a> State<'a> {
                 }
             }
             Settlement::Paid { amount, on } => {
+                // "Paid" without a date is recorded on the import date, but never before the invoice.
+                let on = on.max(inv.issue_date);
                 let need = amount - already;
                 if need > 0 {
                     let mut id = format!("balance:{number}");
@@ -672,10 +713,13 @@ impl<'a> State<'a> {
         }
         let stored = self.credits.get(cn.number.as_str()).copied();
         if let Some(s) = stored
-            && (s.total != cn.total || s.currency != cn.currency || s.customer != cn.customer)
+            && (s.total != cn.total
+                || s.currency != cn.currency
+                || s.customer != cn.customer
+                || s.issue_date != cn.issue_date)
         {
             let v = arflow_domain::money::format_minor(cn.total, cn.currency);
-            row.error(Field::Total, &v, "a recorded credit note cannot change amount, currency or customer; void it in the source and import a new one");
+            row.error(Field::Total, &v, "a recorded credit note cannot change amount, currency, customer or date; void it in the source and import a new one");
             return false;
         }
         let ch = change(stored, cn);
@@ -821,6 +865,14 @@ impl<'a> State<'a> {
             }
             let p = allocate(amount, items, &preferred, opts.allocation_order);
             for (inv, amt) in p.applied {
+                // Money received before an invoice existed (a prepayment) is
+                // applied when the invoice is issued, never before: as-of
+                // reports and days-to-pay must not see it earlier.
+                let issued = items
+                    .iter()
+                    .find(|it| it.number == inv)
+                    .map(|it| it.issue_date);
+                let applied_on = issued.map_or(date, |d| d.max(date));
                 self.derived.push((
                     line,
                     None,
@@ -828,7 +880,7 @@ impl<'a> State<'a> {
                         invoice: inv,
                         source: source.clone(),
                         amount: amt,
-                        applied_on: date,
+                        applied_on,
                     },
                 ));
             }

@@ -82,6 +82,16 @@ impl<'a> RowView<'a> {
                     None => std::str::from_utf8(bytes),
                 };
                 match checked {
+                    // Control characters (NUL above all, which PostgreSQL refuses
+                    // in text) are never data: reject them here, on their line.
+                    Ok(s)
+                        if s.bytes()
+                            .any(|b| b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r')) =>
+                    {
+                        let shown = s.escape_default().to_string();
+                        self.error(f, &shown, "contains a control character");
+                        return None;
+                    }
                     Ok(s) => Some(trim(s)).filter(|s| !s.is_empty()),
                     Err(_) => {
                         let lossy = String::from_utf8_lossy(bytes).into_owned();

@@ -141,10 +141,22 @@ fn iso_date_parts(b: &[u8]) -> Option<(i16, i8, i8)> {
     Some((y, m as i8, d as i8))
 }
 
+/// Years a ledger date may have. Both backends must accept every date that
+/// passes (PostgreSQL has no year 0), and anything outside is a typo.
+pub const DATE_YEARS: std::ops::RangeInclusive<i16> = 1900..=2199;
+
 /// Parses with the first format that fits.
 pub fn parse_date(s: &str, formats: &[DateFormat]) -> Result<Date, String> {
     for f in formats {
         if let Some(d) = f.parse_date(s) {
+            if !DATE_YEARS.contains(&d.year()) {
+                return Err(format!(
+                    "year {} is outside {}..{}",
+                    d.year(),
+                    DATE_YEARS.start(),
+                    DATE_YEARS.end()
+                ));
+            }
             return Ok(d);
         }
     }
@@ -165,14 +177,34 @@ pub fn parse_bool(s: &str) -> Result<bool, String> {
     }
 }
 
+/// The largest amount one record may carry, in minor units (10^12: ten billion
+/// dollars, a trillion yen). Far above any invoice a business sends, and low
+/// enough that sums over millions of records can never overflow an i64.
+pub const MAX_AMOUNT_MINOR: i64 = 1_000_000_000_000;
+
 /// Parses a non-negative amount in minor units. Currency symbols are not accepted.
 pub fn parse_amount(s: &str, currency: Currency, style: DecimalStyle) -> Result<i64, String> {
+    let minor = parse_amount_unchecked(s, currency, style)?;
+    if minor > MAX_AMOUNT_MINOR {
+        return Err(format!(
+            "amount too large (at most {} {currency} per record)",
+            arflow_domain::money::format_minor_grouped(MAX_AMOUNT_MINOR, currency)
+        ));
+    }
+    Ok(minor)
+}
+
+fn parse_amount_unchecked(s: &str, currency: Currency, style: DecimalStyle) -> Result<i64, String> {
     if let Some(minor) = plain_decimal(s.as_bytes(), currency.exponent(), style.decimal) {
         return Ok(minor);
     }
     match Money::parse(s, currency, style) {
         Ok(m) if m.minor < 0 => Err("negative amount (amounts must be 0 or more)".into()),
         Ok(m) => Ok(m.minor),
+        Err(MoneyError::MisplacedSeparator { .. }) => Err(format!(
+            "misplaced thousands separator (this file's decimal separator is '{}'; set decimal_separator in a mapping if it differs)",
+            style.decimal
+        )),
         Err(MoneyError::TooManyDecimals {
             currency, exponent, ..
         }) => Err(format!("too many decimals: {currency} has {exponent}")),

@@ -425,3 +425,116 @@ fn ibm_sample_imports_with_the_example_mapping() {
     assert!(again.changes.is_empty());
     assert_eq!(again.unchanged, 2466);
 }
+
+/// Invoices INV-A (issued 2024-01-05) and INV-B (issued 2024-03-01) of C1, stored.
+fn two_invoices_stored() -> Existing {
+    let mut ex = customers_stored();
+    let csv = "invoice_number,customer_id,issue_date,due_date,total\nINV-A,C1,2024-01-05,2024-02-04,100.00\nINV-B,C1,2024-03-01,2024-03-31,100.00\n";
+    let p = run(csv.as_bytes(), RecordKind::Invoices, &ex, None).unwrap();
+    store_plan(&mut ex, &p);
+    ex
+}
+
+fn only_error(r: Result<Plan, ImportError>) -> String {
+    match r {
+        Err(ImportError::InvalidRows { errors, .. }) => {
+            assert_eq!(errors.len(), 1, "{errors:?}");
+            let e = &errors[0];
+            format!("line {} {} '{}': {}", e.line, e.column, e.value, e.message)
+        }
+        Ok(p) if p.errors.len() == 1 => {
+            let e = &p.errors[0];
+            format!("line {} {} '{}': {}", e.line, e.column, e.value, e.message)
+        }
+        other => panic!("expected exactly one row error, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_decimal_comma_in_a_decimal_point_file_is_an_error_not_a_hundredfold_amount() {
+    let ex = customers_stored();
+    let csv = "invoice_number,customer_id,issue_date,total\nX-1,C1,2024-01-05,\"12,50\"\n";
+    let e = only_error(run(csv.as_bytes(), RecordKind::Invoices, &ex, None));
+    assert!(e.contains("misplaced thousands separator"), "{e}");
+    let ok = "invoice_number,customer_id,issue_date,total\nX-1,C1,2024-01-05,\"1,250.00\"\n";
+    let p = run(ok.as_bytes(), RecordKind::Invoices, &ex, None).unwrap();
+    assert_eq!(p.changes.invoices[0].record().total, 125_000);
+}
+
+#[test]
+fn a_prepayment_is_applied_when_the_invoice_is_issued() {
+    let ex = two_invoices_stored();
+    let csv = "payment_id,customer_id,received_on,amount\nP1,C1,2024-02-01,200.00\n";
+    let p = run(csv.as_bytes(), RecordKind::Payments, &ex, None).unwrap();
+    let a: Vec<(String, jiff::civil::Date)> = p
+        .changes
+        .allocations
+        .iter()
+        .map(|a| (a.invoice.clone(), a.applied_on))
+        .collect();
+    assert_eq!(
+        a,
+        vec![
+            ("INV-A".to_string(), date(2024, 2, 1)),
+            ("INV-B".to_string(), date(2024, 3, 1))
+        ]
+    );
+}
+
+#[test]
+fn an_invoice_with_money_applied_keeps_its_currency_and_customer_and_cannot_be_voided() {
+    let mut ex = two_invoices_stored();
+    let pay = "payment_id,customer_id,received_on,amount\nP1,C1,2024-02-10,40.00\n";
+    let p = run(pay.as_bytes(), RecordKind::Payments, &ex, None).unwrap();
+    store_plan(&mut ex, &p);
+    let header = "invoice_number,customer_id,issue_date,due_date,currency,total,status\n";
+    let moved = format!("{header}INV-A,C2,2024-01-05,2024-02-04,EUR,100.00,open\n");
+    let e = only_error(run(moved.as_bytes(), RecordKind::Invoices, &ex, None));
+    assert!(e.contains("cannot change"), "{e}");
+    let voided = format!("{header}INV-A,C1,2024-01-05,2024-02-04,USD,100.00,void\n");
+    let e = only_error(run(voided.as_bytes(), RecordKind::Invoices, &ex, None));
+    assert!(e.contains("cannot be voided"), "{e}");
+    // Without money applied, voiding is fine.
+    let other = format!("{header}INV-B,C1,2024-03-01,2024-03-31,USD,100.00,void\n");
+    let p = run(other.as_bytes(), RecordKind::Invoices, &ex, None).unwrap();
+    assert!(p.errors.is_empty() && p.updated == 1, "{:?}", p.errors);
+}
+
+#[test]
+fn a_recorded_credit_note_cannot_move_in_time() {
+    let mut ex = two_invoices_stored();
+    let header = "credit_note_number,customer_id,issue_date,total,invoice_number\n";
+    let p = run(
+        format!("{header}CN-1,C1,2024-01-10,10.00,INV-A\n").as_bytes(),
+        RecordKind::CreditNotes,
+        &ex,
+        None,
+    )
+    .unwrap();
+    store_plan(&mut ex, &p);
+    let e = only_error(run(
+        format!("{header}CN-1,C1,2024-03-01,10.00,INV-A\n").as_bytes(),
+        RecordKind::CreditNotes,
+        &ex,
+        None,
+    ));
+    assert!(
+        e.contains("cannot change amount, currency, customer or date"),
+        "{e}"
+    );
+}
+
+#[test]
+fn control_characters_and_implausible_years_are_row_errors() {
+    let ex = customers_stored();
+    let nul = "invoice_number,customer_id,issue_date,total\nX\u{0}1,C1,2024-01-05,1.00\n";
+    let e = only_error(run(nul.as_bytes(), RecordKind::Invoices, &ex, None));
+    assert!(e.contains("control character"), "{e}");
+    let year0 = "invoice_number,customer_id,issue_date,total\nX-2,C1,0000-01-15,1.00\n";
+    let e = only_error(run(year0.as_bytes(), RecordKind::Invoices, &ex, None));
+    assert!(e.contains("year 0 is outside"), "{e}");
+    let huge =
+        "invoice_number,customer_id,issue_date,total\nX-3,C1,2024-01-15,50000000000000000.00\n";
+    let e = only_error(run(huge.as_bytes(), RecordKind::Invoices, &ex, None));
+    assert!(e.contains("amount too large"), "{e}");
+}

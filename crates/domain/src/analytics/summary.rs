@@ -12,15 +12,16 @@
 use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 
-use super::aging::{AgingConfig, aging};
+use super::aging::{AgingBucket, AgingConfig, aging};
 use super::cei::{CeiVariant, cei};
 use super::dso::{DsoConfig, dso};
 use super::{AnalyticsError, Period};
 use crate::ledger::{BaseConverter, Ledger};
 use crate::money::Currency;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct SummaryConfig {
+    pub aging: AgingConfig,
     pub dso: DsoConfig,
     pub cei_variant: CeiVariant,
 }
@@ -47,6 +48,8 @@ pub struct Summary {
     pub average_days_delinquent: Option<f64>,
     pub cei_period: Period,
     pub cei: Option<f64>,
+    /// The aging buckets behind the totals above (`config.aging`).
+    pub aging: Vec<AgingBucket>,
 }
 
 pub fn summary(
@@ -56,7 +59,7 @@ pub fn summary(
     segment: Option<&str>,
     config: &SummaryConfig,
 ) -> Result<Summary, AnalyticsError> {
-    let ag = aging(ledger, conv, as_of, segment, &AgingConfig::default())?;
+    let ag = aging(ledger, conv, as_of, segment, &config.aging)?;
     let d = dso(ledger, conv, as_of, segment, &config.dso)?;
     // CEI over the same trailing period as DSO: a month-to-date period is only
     // a few days long early in the month, which makes the index meaningless.
@@ -88,6 +91,7 @@ pub fn summary(
         best_possible_dso: d.best_possible_dso,
         average_days_delinquent: d.average_days_delinquent,
         cei_period: c.period,
+        aging: ag.buckets,
         cei: c.cei,
     })
 }
