@@ -105,8 +105,8 @@ pub struct ReportArgs {
     /// Start of the period for `collections` (default: 30 days ending --as-of).
     #[arg(long)]
     pub from: Option<String>,
-    /// Month-ends covered by `roll-rates`.
-    #[arg(long, default_value_t = 6)]
+    /// Month-ends covered by `roll-rates` (1 to 120).
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=120))]
     pub months: u32,
     #[command(flatten)]
     pub format: FormatArgs,
@@ -142,9 +142,6 @@ pub struct DemoArgs {
     /// Partial payments and credit notes are left out. Used by the benchmarks.
     #[arg(long, requires = "csv")]
     pub single_file: bool,
-    /// Load even though the ledger already has invoices (demo records are added beside them).
-    #[arg(long)]
-    pub force: bool,
 }
 
 #[derive(Debug, Args)]

@@ -294,6 +294,9 @@ fn ibm_sample_imports_whole_with_its_mapping() {
         "mean days late {}",
         late / n
     );
+    // A mapping written for invoices cannot drive a payments import.
+    let err = env.fails(&["import", "payments", s(&file), "--mapping", s(&mapping)]);
+    assert!(err.contains("written for invoices"), "{err}");
     // A second import of the same file changes nothing.
     let again = env.json(&[
         "import",

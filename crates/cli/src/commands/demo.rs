@@ -46,9 +46,9 @@ pub fn run(ctx: &Context, args: &DemoArgs) -> Result<()> {
     }
 
     let existing = ctx.store.ledger_facts(ctx.org.id)?.invoices.len();
-    if existing > 0 && !args.force {
+    if existing > 0 {
         eprintln!(
-            "the ledger already has {existing} invoices: not loading the demo again (use --force to add it anyway, or another --data-dir)"
+            "the ledger already has {existing} invoices: not loading the demo again (use another --data-dir for a fresh demo)"
         );
     } else {
         let ledger = generate(&params);

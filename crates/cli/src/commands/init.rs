@@ -43,7 +43,8 @@ pub fn run(global: &GlobalArgs, args: &InitArgs) -> Result<()> {
         org.time_zone = tz.clone();
     }
     if org != ctx.org {
-        ctx.store.update_organization(&org)?;
+        ctx.store
+            .update_organization(&org, &ctx.actor(), ctx.clock.now())?;
     }
     let url = crate::context::database_url(global, &ctx.config);
     println!("database: {}", redact(&url));

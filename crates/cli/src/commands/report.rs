@@ -7,7 +7,7 @@
 use anyhow::{Context as _, Result};
 use arflow_domain::Currency;
 use arflow_domain::analytics::Period;
-use arflow_domain::analytics::aging::{AgingBasis, AgingConfig, AgingReport, aging};
+use arflow_domain::analytics::aging::{AgingBasis, AgingBucket, AgingConfig, AgingReport, aging};
 use arflow_domain::analytics::cei::{CeiReport, CeiVariant, cei};
 use arflow_domain::analytics::customers::{CustomerBehaviorReport, customer_behavior};
 use arflow_domain::analytics::dso::{DsoConfig, DsoReport, dso};
@@ -144,17 +144,14 @@ pub fn run(ctx: &Context, args: &ReportArgs) -> Result<()> {
         }
         ReportName::Summary => {
             let config = SummaryConfig {
+                aging: aging_config,
                 dso: dso_config,
                 cei_variant: CeiVariant::PeriodSales,
             };
             let s = summary(&ledger, &conv, as_of, segment, &config)
                 .context("could not compute the summary")?;
-            let ag = aging(&ledger, &conv, as_of, segment, &aging_config)
-                .context("could not compute the aging report")?;
             if fmt.json {
-                let mut v = summary_json(&s);
-                v["aging"] = aging_json(&ag)["buckets"].clone();
-                print_json(&v)
+                print_json(&summary_json(&s))
             } else if fmt.csv {
                 let m = |v| format_minor(v, s.currency);
                 print_csv(
@@ -177,7 +174,7 @@ pub fn run(ctx: &Context, args: &ReportArgs) -> Result<()> {
                     ],
                 )
             } else {
-                summary_table(ctx, &s, &ag);
+                summary_table(ctx, &s);
                 Ok(())
             }
         }
@@ -220,9 +217,10 @@ pub fn run(ctx: &Context, args: &ReportArgs) -> Result<()> {
 fn aging_config(ctx: &Context) -> Result<AgingConfig> {
     let mut config = AgingConfig::default();
     if let Some(b) = &ctx.config.reports.aging_boundaries {
-        // The config lists the upper bounds after "current"; the domain wants 0 first.
+        // The config lists the upper bounds after "current"; the domain wants 0
+        // first. A list that already starts with 0 means the same thing.
         let mut boundaries = vec![0];
-        boundaries.extend(b.iter().copied());
+        boundaries.extend(b.iter().copied().skip_while(|&d| d == 0));
         config.boundaries = boundaries;
     }
     config.basis = match ctx.config.reports.aging_basis.as_deref() {
@@ -273,10 +271,7 @@ fn aging_json(r: &AgingReport) -> Value {
         "currency": c.code(),
         "segment": r.segment,
         "basis": match r.config.basis { AgingBasis::DueDate => "due-date", AgingBasis::IssueDate => "issue-date" },
-        "buckets": r.buckets.iter().map(|b| json!({
-            "label": b.label, "min_days": b.min_days, "max_days": b.max_days,
-            "amount": amount(b.amount, c), "invoice_count": b.invoice_count,
-        })).collect::<Vec<_>>(),
+        "buckets": buckets_json(&r.buckets, c),
         "total": amount(r.total, c),
         "current": amount(r.current, c),
         "overdue": amount(r.overdue, c),
@@ -289,6 +284,20 @@ fn aging_json(r: &AgingReport) -> Value {
             "total": amount(cu.total, c), "overdue": amount(cu.overdue, c), "invoice_count": cu.invoice_count,
         })).collect::<Vec<_>>(),
     })
+}
+
+fn buckets_json(buckets: &[AgingBucket], c: Currency) -> Value {
+    Value::Array(
+        buckets
+            .iter()
+            .map(|b| {
+                json!({
+                    "label": b.label, "min_days": b.min_days, "max_days": b.max_days,
+                    "amount": amount(b.amount, c), "invoice_count": b.invoice_count,
+                })
+            })
+            .collect(),
+    )
 }
 
 fn aging_table(r: &AgingReport) {
@@ -526,10 +535,11 @@ fn summary_json(s: &Summary) -> Value {
         "average_days_delinquent": ratio_json(s.average_days_delinquent),
         "cei_period": {"start": s.cei_period.start.to_string(), "end": s.cei_period.end.to_string()},
         "cei_percent": ratio_json(s.cei),
+        "aging": buckets_json(&s.aging, c),
     })
 }
 
-fn summary_table(ctx: &Context, s: &Summary, ag: &AgingReport) {
+fn summary_table(ctx: &Context, s: &Summary) {
     let c = s.currency;
     println!(
         "{}: collections summary as of {} ({}){}",
@@ -586,12 +596,12 @@ fn summary_table(ctx: &Context, s: &Summary, ag: &AgingReport) {
     ]);
     t.print();
     let mut t = Table::new(&["aging", "invoices", "open balance", "share"]).numeric_from(1);
-    for b in &ag.buckets {
+    for b in &s.aging {
         t.row(vec![
             b.label.clone(),
             b.invoice_count.to_string(),
             format_minor_grouped(b.amount, c),
-            share(b.amount, ag.total),
+            share(b.amount, s.total_ar),
         ]);
     }
     t.print();
