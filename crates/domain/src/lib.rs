@@ -5,7 +5,9 @@
 
 pub mod allocation;
 pub mod analytics;
+pub mod charges;
 pub mod clock;
+pub mod dunning;
 pub mod fx;
 pub mod ledger;
 pub mod model;
