@@ -101,19 +101,7 @@ fn s(p: &Path) -> &str {
 }
 
 fn ibm_file() -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/data/ibm-ar/WA_Fn-UseC_-Accounts-Receivable.csv");
-    if p.exists() {
-        Some(p)
-    } else {
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED: {} (the IBM sample is not at {})",
-            std::thread::current().name().unwrap_or("test"),
-            p.display()
-        );
-        None
-    }
+    arflow_store::testing::ibm_ar_sample()
 }
 
 const CUSTOMERS: &str = "customer_id,name,currency,segment,country,time_zone\r\nC1,Acme GmbH,EUR,enterprise,DE,Europe/Berlin\r\nC2,\"Blue, Harbor\",USD,small,US,America/Chicago\r\n";

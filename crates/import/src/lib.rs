@@ -136,9 +136,10 @@ pub fn import_file(
         && kind != opts.kind
     {
         return Err(ImportError::Mapping {
-            file: path.display().to_string(),
+            file: m.file.clone(),
             message: format!(
-                "the mapping is written for {} but this is an import of {}",
+                "written for {} (kind = \"{}\"), but this is an import of {}",
+                kind.as_str(),
                 kind.as_str(),
                 opts.kind.as_str()
             ),

@@ -13,6 +13,8 @@ use crate::values::DateFormat;
 /// A parsed, validated mapping.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Mapping {
+    /// Where the mapping was read from, for error messages.
+    pub file: String,
     /// The kind the mapping is written for, if it says.
     pub kind: Option<RecordKind>,
     /// Recorded as the invoices' / payments' `source` (default "csv").
@@ -35,6 +37,7 @@ pub struct Mapping {
 impl Default for Mapping {
     fn default() -> Self {
         Mapping {
+            file: String::new(),
             kind: None,
             source: None,
             date_formats: Vec::new(),
@@ -182,6 +185,7 @@ pub fn parse_mapping(text: &str, file: &str) -> Result<Mapping, ImportError> {
         ));
     }
     Ok(Mapping {
+        file: file.to_string(),
         kind,
         source: raw.source,
         date_formats,

@@ -1,10 +1,9 @@
 //! Planning tests: files → ChangeSet against given stored records (no database).
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use arflow_domain::allocation::AllocationOrder;
-use arflow_domain::model::{Customer, Invoice, InvoiceStatus, Organization, Stored};
+use arflow_domain::model::{Invoice, InvoiceStatus, Organization, Stored};
 use arflow_domain::money::Currency;
 use arflow_import::{
     Existing, ImportError, Plan, PlanOptions, RecordKind, load_mapping, plan::plan,
@@ -367,21 +366,14 @@ fn explicit_settlement_larger_than_open_balance_is_refused() {
         p.errors
     );
     assert!(p.changes.is_empty());
-    let _ = Customer::clone(&ex.customers[0].record);
 }
 
 #[test]
 fn ibm_sample_imports_with_the_example_mapping() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let data = root.join("../shared/data/ibm-ar/WA_Fn-UseC_-Accounts-Receivable.csv");
-    if !data.exists() {
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED: {} not found (the IBM sample lives in ../shared/data beside the repository)",
-            data.display()
-        );
+    let Some(data) = arflow_store::testing::ibm_ar_sample() else {
         return;
-    }
+    };
     let mapping = load_mapping(&root.join("examples/ibm-ar.toml")).unwrap();
     let bytes = std::fs::read(&data).unwrap();
     let mut ex = Existing::default();

@@ -1,7 +1,6 @@
 //! End to end against a real store: a temporary SQLite file, or a fresh
 //! PostgreSQL database with ARFLOW_TEST_BACKEND=postgres.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use arflow_domain::model::Organization;
@@ -188,15 +187,9 @@ fn quickbooks_and_xero_fixtures_import() {
 #[test]
 fn ibm_file_imports_whole() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let data = root.join("../shared/data/ibm-ar/WA_Fn-UseC_-Accounts-Receivable.csv");
-    if !data.exists() {
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED: {} not found (the IBM sample lives in ../shared/data beside the repository)",
-            data.display()
-        );
+    let Some(data) = arflow_store::testing::ibm_ar_sample() else {
         return;
-    }
+    };
     let dir = tempfile::tempdir().unwrap();
     let Some(((store, _guard), org)) = open(dir.path()) else {
         return;

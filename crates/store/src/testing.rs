@@ -96,6 +96,26 @@ pub fn fresh_postgres_url() -> Result<Option<(String, DropGuard)>, String> {
     Ok(Some((url, DropGuard { admin_url, db })))
 }
 
+/// The IBM accounts-receivable sample from `shared/data` beside the
+/// repository, or `None` (skip reported on stderr) when it is not there.
+pub fn ibm_ar_sample() -> Option<std::path::PathBuf> {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/data/ibm-ar/WA_Fn-UseC_-Accounts-Receivable.csv");
+    if p.exists() {
+        return Some(p);
+    }
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("a test")
+        .to_string();
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED: {test} needs the IBM sample at {} (shared/data beside the repository)",
+        p.display()
+    );
+    None
+}
+
 /// A store for a test, and the guard that drops its PostgreSQL database (if any).
 pub type TestStore = (Box<dyn crate::Store>, Option<DropGuard>);
 

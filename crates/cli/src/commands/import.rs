@@ -26,21 +26,7 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<()> {
             .ok_or_else(|| anyhow::anyhow!("allocation order '{name}' is unknown (use oldest-due-first, oldest-issued-first or exact-amount-only)"))?,
     };
     let mapping = match &args.mapping {
-        Some(p) => {
-            let m = load_mapping(p)?;
-            if let Some(written_for) = m.kind
-                && written_for != kind
-            {
-                anyhow::bail!(
-                    "the mapping {} is written for {} (kind = \"{}\"), but this is an import of {}",
-                    p.display(),
-                    written_for.as_str(),
-                    written_for.as_str(),
-                    kind.as_str()
-                );
-            }
-            Some(m)
-        }
+        Some(p) => Some(load_mapping(p)?),
         None => None,
     };
     let mut opts = ImportOptions::new(kind, ctx.today()?);
