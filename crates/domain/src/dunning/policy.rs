@@ -79,7 +79,8 @@ pub enum Anchor {
 }
 
 /// How a step reaches the customer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Channel {
     Email,
     Sms,
@@ -88,7 +89,10 @@ pub enum Channel {
 }
 
 /// The tone of the message, from gentle to last warning.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum Tone {
     Friendly,
     Neutral,
