@@ -3,17 +3,26 @@
 //! It assumes a fresh store (new file or database) and panics with a
 //! message on the first broken expectation, as tests do.
 
+use arflow_domain::dunning::Channel;
+use arflow_domain::dunning::records::{
+    AssignmentScope, Bounce, Charge, ChargeKind, Dispute, DunningSettings, Hold, MessageInvoice,
+    MessageStatus, OutboxMessage, PolicyAssignment, Promise, Scope, SendWindow, StepKey,
+    StepOutcome, StepRecord, StoredPolicy, Task, TaskKind, TaskStatus,
+};
 use arflow_domain::fx::{FxRate, Rate};
 use arflow_domain::ledger::Closure;
 use arflow_domain::model::{
     Allocation, AllocationSource, ChannelPreferences, Contact, CreditNote, Customer, Event,
     Invoice, InvoiceStatus, Organization, Payment, Stored,
 };
-use arflow_domain::money::Currency;
+use arflow_domain::money::{Currency, Money};
 use jiff::Timestamp;
 use jiff::civil::{Date, date};
 
-use crate::{Change, ChangeSet, EventFilter, Store, StoreError};
+use crate::{
+    Change, ChangeSet, Claimed, EventFilter, OutboxFilter, PlannedWrite, Released, RunCounts,
+    Store, StoreError,
+};
 
 const ACTOR: &str = "conformance";
 
@@ -82,6 +91,7 @@ pub fn run_all(store: &dyn Store) {
     allocations_stay_within_totals(store, org.id);
     tenants_are_isolated(store, org.id);
     organization_can_be_updated(store, &org);
+    dunning_works(store);
 }
 
 pub fn default_organization_exists(store: &dyn Store) -> Organization {
@@ -1441,4 +1451,2087 @@ pub fn organization_can_be_updated(store: &dyn Store, org: &Organization) {
         store.update_organization(&missing, "carol", now()),
         Err(StoreError::NotFound { .. })
     ));
+}
+
+// ---- Dunning ----
+//
+// The dunning story runs in organizations of its own ("dunning-a", "-b",
+// "-c"), so it does not depend on what the ledger story left behind. Claims
+// serve every organization at once; each step leaves no message of an earlier
+// one due, so every claim's result is known exactly.
+
+fn at(seconds: i64) -> Timestamp {
+    now()
+        .checked_add(jiff::SignedDuration::from_secs(seconds))
+        .expect("timestamp in range")
+}
+
+const MIN: i64 = 60;
+const HOUR: i64 = 3600;
+
+fn today() -> Date {
+    date(2024, 6, 10)
+}
+
+/// A dunning organization with customers C1 and C2, contacts (one address
+/// shared by both customers, in different case) and invoices INV-1, INV-2
+/// (C1) and INV-3 (C2).
+pub fn seed_dunning_org(store: &dyn Store, slug: &str) -> i64 {
+    let org = store
+        .create_organization(slug, "Dunning GmbH", Currency::EUR, "Europe/Berlin", now())
+        .expect("create dunning organization");
+    let contact = |customer: &str, id: &str, email: &str| {
+        Change::Insert(Contact {
+            customer: customer.into(),
+            external_id: id.into(),
+            name: format!("Contact {id}"),
+            email: Some(email.into()),
+            phone: Some("+4915112345678".into()),
+            role: None,
+            is_primary: true,
+            preferences: ChannelPreferences::default(),
+        })
+    };
+    let eur = Currency::EUR;
+    let cs = ChangeSet {
+        customers: vec![
+            Change::Insert(customer("C1", "Acme GmbH", eur)),
+            Change::Insert(customer("C2", "Zoë & Söhne", eur)),
+        ],
+        contacts: vec![
+            contact("C1", "K1", "Ana@Example.com"),
+            contact("C2", "K2", "billing@c2.example"),
+            contact("C2", "K3", "ANA@example.com"),
+        ],
+        invoices: vec![
+            Change::Insert(invoice(
+                "INV-1",
+                "C1",
+                eur,
+                10_000,
+                date(2024, 4, 1),
+                date(2024, 5, 1),
+            )),
+            Change::Insert(invoice(
+                "INV-2",
+                "C1",
+                eur,
+                20_000,
+                date(2024, 4, 2),
+                date(2024, 5, 2),
+            )),
+            Change::Insert(invoice(
+                "INV-3",
+                "C2",
+                eur,
+                30_000,
+                date(2024, 4, 3),
+                date(2024, 5, 3),
+            )),
+        ],
+        ..ChangeSet::default()
+    };
+    store
+        .apply(org.id, &cs, ACTOR, now())
+        .expect("seed dunning organization");
+    org.id
+}
+
+pub fn outbox_message(
+    key: &str,
+    customer: &str,
+    channel: Channel,
+    invoices: &[&str],
+    not_before: Timestamp,
+) -> OutboxMessage {
+    OutboxMessage {
+        key: key.into(),
+        customer: customer.into(),
+        channel,
+        contact: Some("K1".into()),
+        recipient: match channel {
+            Channel::Sms => "+4915112345678".into(),
+            _ => "ana@example.com".into(),
+        },
+        policy: "default".into(),
+        step: StepKey::Sequence { step: 1 },
+        template: "reminder".into(),
+        locale: "de".into(),
+        currency: Currency::EUR,
+        invoices: invoices
+            .iter()
+            .map(|n| MessageInvoice {
+                number: (*n).into(),
+                issue_date: date(2024, 4, 1),
+                due_date: date(2024, 5, 1),
+                open: 10_000,
+                days_overdue: 40,
+                fee: 4_000,
+                interest: 123,
+                compensation: 4_000,
+            })
+            .collect(),
+        subject: format!("Zahlungserinnerung {key}"),
+        body_text: "Sehr geehrte Damen und Herren, bitte zahlen Sie 100,00 € — «merci» 🙏".into(),
+        body_html: (channel == Channel::Email)
+            .then(|| "<p>Bitte zahlen Sie 100,00&nbsp;€</p>".into()),
+        token: format!("tok-{key}"),
+        time_zone: "Europe/Berlin".into(),
+        not_before,
+        created_at: now(),
+        status: MessageStatus::Queued,
+        attempts: 0,
+        next_attempt_at: not_before,
+        claimed_by: None,
+        lease_until: None,
+        last_error: None,
+        provider_id: None,
+        sent_at: None,
+    }
+}
+
+pub fn step_record(invoice: &str, step: StepKey) -> StepRecord {
+    StepRecord {
+        invoice: invoice.into(),
+        policy: "default".into(),
+        step,
+        done_on: today(),
+        done_at: now(),
+        outcome: StepOutcome::Enqueued {
+            message_key: format!("{invoice}:{step}"),
+        },
+    }
+}
+
+fn seq(step: u32) -> StepKey {
+    StepKey::Sequence { step }
+}
+
+fn step_task(key: &str, customer: &str, invoices: &[&str]) -> Task {
+    Task {
+        key: key.into(),
+        kind: TaskKind::Step,
+        customer: customer.into(),
+        invoices: invoices.iter().map(|n| (*n).to_string()).collect(),
+        title: format!("Call {customer} about {}", invoices.join(", ")),
+        detail: "Second reminder went unanswered; call the billing contact.".into(),
+        due_on: today(),
+        created_at: now(),
+        status: TaskStatus::Open,
+        assignee: Some("anna".into()),
+        snoozed_until: Some(date(2024, 6, 12)),
+        completed_at: None,
+        completed_by: None,
+        message_key: None,
+    }
+}
+
+fn late_fee(key: &str, invoice: &str, minor: i64) -> Charge {
+    Charge {
+        key: key.into(),
+        invoice: invoice.into(),
+        kind: ChargeKind::LateFee,
+        amount: Money::new(minor, Currency::EUR),
+        charged_on: today(),
+        description: "Late fee at the second reminder".into(),
+        created_at: now(),
+        waived_at: None,
+        waived_by: None,
+        waive_reason: None,
+    }
+}
+
+fn planned(
+    steps: Vec<StepRecord>,
+    message: Option<OutboxMessage>,
+    task: Option<Task>,
+    charges: Vec<Charge>,
+) -> PlannedWrite {
+    PlannedWrite {
+        steps,
+        message,
+        task,
+        charges,
+    }
+}
+
+fn expect_conflict<T: std::fmt::Debug>(result: Result<T, StoreError>, what: &str) {
+    match result {
+        Err(StoreError::Conflict(message)) => assert!(!message.is_empty(), "{what}"),
+        other => panic!("{what}: expected a conflict, got {other:?}"),
+    }
+}
+
+fn expect_unknown<T: std::fmt::Debug>(result: Result<T, StoreError>, entity: &str, key: &str) {
+    match result {
+        Err(StoreError::UnknownReference { entity: e, key: k }) => {
+            assert_eq!((e, k.as_str()), (entity, key));
+        }
+        other => panic!("expected unknown {entity} '{key}', got {other:?}"),
+    }
+}
+
+fn expect_not_found<T: std::fmt::Debug>(result: Result<T, StoreError>, entity: &str) {
+    match result {
+        Err(StoreError::NotFound { entity: e, .. }) => assert_eq!(e, entity),
+        other => panic!("expected {entity} not found, got {other:?}"),
+    }
+}
+
+fn expect_dunning_constraint<T: std::fmt::Debug>(
+    result: Result<T, StoreError>,
+    name: &str,
+    rule: &str,
+) {
+    match result {
+        Err(StoreError::Constraint {
+            constraint,
+            message,
+        }) => assert_eq!((constraint.as_str(), message.as_str()), (name, rule)),
+        other => panic!("expected constraint {name}, got {other:?}"),
+    }
+}
+
+fn newest_event(store: &dyn Store, org: i64) -> Event {
+    store
+        .events(
+            org,
+            &EventFilter {
+                limit: Some(1),
+                ..EventFilter::default()
+            },
+        )
+        .expect("events")
+        .into_iter()
+        .next()
+        .expect("an event")
+}
+
+fn events_of(store: &dyn Store, org: i64, kind: &str) -> Vec<Event> {
+    store
+        .events(org, &EventFilter::default())
+        .expect("events")
+        .into_iter()
+        .filter(|e| e.kind == kind)
+        .collect()
+}
+
+fn message_by_key(store: &dyn Store, org: i64, key: &str) -> Stored<OutboxMessage> {
+    store
+        .outbox(org, &OutboxFilter::default())
+        .expect("outbox")
+        .into_iter()
+        .find(|m| m.record.key == key)
+        .unwrap_or_else(|| panic!("message {key} in the outbox"))
+}
+
+fn claim(store: &dyn Store, worker: &str, when: Timestamp) -> Vec<Claimed> {
+    store
+        .claim_messages(worker, when, at_after(when, 5 * MIN), 100)
+        .expect("claim messages")
+}
+
+fn at_after(t: Timestamp, seconds: i64) -> Timestamp {
+    t.checked_add(jiff::SignedDuration::from_secs(seconds))
+        .expect("timestamp in range")
+}
+
+fn claimed_keys(claimed: &[Claimed]) -> Vec<&str> {
+    claimed
+        .iter()
+        .map(|c| c.message.record.key.as_str())
+        .collect()
+}
+
+/// The dunning story, in order; each step relies on the ones before it.
+pub fn dunning_works(store: &dyn Store) {
+    let a = seed_dunning_org(store, "dunning-a");
+    dunning_settings_round_trip(store, a);
+    policies_and_assignments(store, a);
+    holds_pause_until_ended(store, a);
+    one_open_dispute_per_invoice(store, a);
+    promises_cancel_once(store, a);
+    let first_run = runs_are_recorded_exactly_once(store, a);
+    delivery_claims_and_marks(store, a);
+    expired_leases_are_released(store, a);
+    contact_log_counts_messages_to_customers(store, a);
+    tasks_and_charges_close_once(store, a);
+    bounces_open_tasks(store, a);
+    dunning_tenants_are_isolated(store, a, &first_run);
+    concurrent_workers_and_runs(store);
+}
+
+pub fn dunning_settings_round_trip(store: &dyn Store, org: i64) {
+    assert_eq!(
+        store.dunning_settings(org).expect("settings"),
+        DunningSettings::default(),
+        "settings default until saved"
+    );
+    let settings = DunningSettings {
+        default_policy: "gentle".into(),
+        send_window: SendWindow {
+            start: jiff::civil::time(9, 30, 0, 0),
+            end: jiff::civil::time(17, 0, 0, 0),
+            days: vec![
+                jiff::civil::Weekday::Monday,
+                jiff::civil::Weekday::Wednesday,
+                jiff::civil::Weekday::Saturday,
+            ],
+        },
+        holidays: vec![date(2024, 12, 25), date(2024, 12, 26)],
+        min_gap_days: 5,
+        weekly_cap: 1,
+        min_balance: vec![
+            Money::new(500, Currency::EUR),
+            Money::new(1_000, cur("JPY")),
+        ],
+        interest_regime: Some(arflow_domain::charges::Regime::DeBgb288),
+        promise_grace_days: 2,
+        paused: false,
+        started_on: None,
+    };
+    store
+        .set_dunning_settings(org, &settings, "alice", now())
+        .expect("save settings");
+    assert_eq!(store.dunning_settings(org).expect("settings"), settings);
+    let ev = newest_event(store, org);
+    assert_eq!(
+        (ev.kind.as_str(), ev.entity_type.as_str(), ev.actor.as_str()),
+        ("dunning_settings.updated", "dunning_settings", "alice")
+    );
+    let mut fields: Vec<&str> = ev.data["changes"]
+        .as_object()
+        .expect("field diff")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    fields.sort_unstable();
+    assert_eq!(
+        fields,
+        vec![
+            "default_policy",
+            "holidays",
+            "interest_regime",
+            "min_balance",
+            "min_gap_days",
+            "promise_grace_days",
+            "send_window",
+            "weekly_cap"
+        ]
+    );
+    assert_eq!(ev.data["changes"]["min_gap_days"]["from"], 3);
+    assert_eq!(ev.data["changes"]["min_gap_days"]["to"], 5);
+
+    // Saving the same settings again writes and logs nothing.
+    let n = event_count(store, org);
+    store
+        .set_dunning_settings(org, &settings, "alice", now())
+        .expect("same settings");
+    assert_eq!(event_count(store, org), n);
+
+    // Back to the defaults (the rest of the story assumes them).
+    store
+        .set_dunning_settings(org, &DunningSettings::default(), "alice", now())
+        .expect("restore defaults");
+    assert_eq!(
+        store.dunning_settings(org).expect("settings"),
+        DunningSettings::default()
+    );
+    expect_not_found(
+        store.set_dunning_settings(org + 1_000_000, &settings, "alice", now()),
+        "organization",
+    );
+}
+
+pub fn policies_and_assignments(store: &dyn Store, org: i64) {
+    assert!(store.policies(org).expect("policies").is_empty());
+    let gentle = "[[steps]]\nanchor = \"after_due\"\noffset_days = 3\n";
+    store
+        .put_policy(org, "gentle", gentle, "alice", now())
+        .expect("put gentle");
+    store
+        .put_policy(org, "firm", "# firm\n", "alice", now())
+        .expect("put firm");
+    let names = |store: &dyn Store| -> Vec<String> {
+        store
+            .policies(org)
+            .expect("policies")
+            .into_iter()
+            .map(|p| p.name)
+            .collect()
+    };
+    assert_eq!(names(store), vec!["firm", "gentle"], "sorted by name");
+    assert_eq!(events_of(store, org, "policy.created").len(), 2);
+
+    // Replacing the text updates it and logs the diff; the same text again is a no-op.
+    let changed = "[[steps]]\nanchor = \"after_due\"\noffset_days = 5\n";
+    store
+        .put_policy(org, "gentle", changed, "bob", at(MIN))
+        .expect("update gentle");
+    let stored = store.policies(org).expect("policies");
+    assert_eq!(
+        stored[1],
+        StoredPolicy {
+            name: "gentle".into(),
+            source: changed.into(),
+            updated_at: at(MIN),
+        }
+    );
+    let ev = newest_event(store, org);
+    assert_eq!(
+        (ev.kind.as_str(), ev.entity_key.as_str()),
+        ("policy.updated", "gentle")
+    );
+    assert_eq!(ev.data["changes"]["source"]["from"], gentle);
+    assert_eq!(ev.data["changes"]["source"]["to"], changed);
+    let n = event_count(store, org);
+    store
+        .put_policy(org, "gentle", changed, "bob", at(2 * MIN))
+        .expect("same text");
+    assert_eq!(event_count(store, org), n);
+    assert_eq!(
+        store.policies(org).expect("policies")[1].updated_at,
+        at(MIN)
+    );
+
+    // Assignments to an invoice, a customer and a segment.
+    let inv = AssignmentScope::Invoice("INV-2".into());
+    let c1 = AssignmentScope::Customer("C1".into());
+    let seg = AssignmentScope::Segment("enterprise".into());
+    for (scope, policy) in [(&c1, "gentle"), (&inv, "firm"), (&seg, "gentle")] {
+        store
+            .assign_policy(org, scope, Some(policy), "alice", now())
+            .expect("assign");
+    }
+    let assignment = |scope: &AssignmentScope, policy: &str| PolicyAssignment {
+        scope: scope.clone(),
+        policy: policy.into(),
+    };
+    assert_eq!(
+        store.policy_assignments(org).expect("assignments"),
+        vec![
+            assignment(&c1, "gentle"),
+            assignment(&inv, "firm"),
+            assignment(&seg, "gentle")
+        ]
+    );
+    let assigned = events_of(store, org, "policy.assigned");
+    assert_eq!(assigned.len(), 3);
+    // Newest first: segment (no customer), invoice INV-2 (its customer C1), customer C1.
+    assert_eq!(
+        assigned
+            .iter()
+            .map(|e| (e.entity_key.as_str(), e.customer.as_deref()))
+            .collect::<Vec<_>>(),
+        vec![
+            ("segment:enterprise", None),
+            ("invoice:INV-2", Some("C1")),
+            ("customer:C1", Some("C1"))
+        ]
+    );
+    assert_eq!(assigned[1].summary, "Policy firm assigned to invoice INV-2");
+
+    // Reassigning replaces; assigning the same policy again changes nothing.
+    store
+        .assign_policy(org, &c1, Some("firm"), "alice", now())
+        .expect("reassign");
+    assert_eq!(
+        newest_event(store, org).summary,
+        "Policy firm assigned to customer C1 (was gentle)"
+    );
+    let n = event_count(store, org);
+    store
+        .assign_policy(org, &c1, Some("firm"), "alice", now())
+        .expect("same assignment");
+    assert_eq!(event_count(store, org), n);
+
+    // Unknown policy, invoice or customer: refused, nothing written.
+    expect_unknown(
+        store.assign_policy(org, &c1, Some("nope"), "alice", now()),
+        "policy",
+        "nope",
+    );
+    expect_unknown(
+        store.assign_policy(
+            org,
+            &AssignmentScope::Invoice("INV-404".into()),
+            Some("firm"),
+            "alice",
+            now(),
+        ),
+        "invoice",
+        "INV-404",
+    );
+    expect_unknown(
+        store.assign_policy(
+            org,
+            &AssignmentScope::Customer("C404".into()),
+            Some("firm"),
+            "alice",
+            now(),
+        ),
+        "customer",
+        "C404",
+    );
+    assert_eq!(event_count(store, org), n);
+
+    // Unassigning removes; unassigning again is a no-op.
+    store
+        .assign_policy(org, &seg, None, "alice", now())
+        .expect("unassign");
+    let ev = newest_event(store, org);
+    assert_eq!(ev.kind, "policy.unassigned");
+    assert_eq!(ev.data["changes"]["policy"]["from"], "gentle");
+    assert_eq!(ev.data["changes"]["policy"]["to"], serde_json::Value::Null);
+    let n = event_count(store, org);
+    store
+        .assign_policy(org, &seg, None, "alice", now())
+        .expect("unassign again");
+    assert_eq!(event_count(store, org), n);
+    assert_eq!(
+        store.policy_assignments(org).expect("assignments"),
+        vec![assignment(&c1, "firm"), assignment(&inv, "firm")]
+    );
+}
+
+pub fn holds_pause_until_ended(store: &dyn Store, org: i64) {
+    let hold = Hold {
+        scope: Scope::Invoice("INV-1".into()),
+        reason: "customer asked for a copy".into(),
+        created_at: now(),
+        created_by: "alice".into(),
+        expires_on: Some(date(2024, 6, 20)),
+        ended_at: None,
+        ended_by: None,
+    };
+    let id = store.create_hold(org, &hold, now()).expect("create hold");
+    let ev = newest_event(store, org);
+    assert_eq!(
+        (
+            ev.kind.as_str(),
+            ev.entity_key.clone(),
+            ev.customer.as_deref(),
+            ev.actor.as_str(),
+            ev.summary.as_str()
+        ),
+        (
+            "hold.created",
+            id.to_string(),
+            Some("C1"),
+            "alice",
+            "Hold on invoice INV-1 until 2024-06-20: customer asked for a copy"
+        )
+    );
+    let customer_hold = Hold {
+        scope: Scope::Customer("C2".into()),
+        expires_on: None,
+        reason: "talking to their CFO".into(),
+        ..hold.clone()
+    };
+    let id2 = store
+        .create_hold(org, &customer_hold, now())
+        .expect("customer hold");
+    // Expired before today (2024-06-10 in Berlin).
+    let expired = Hold {
+        expires_on: Some(date(2024, 6, 5)),
+        created_at: at(-30 * 24 * HOUR),
+        ..hold.clone()
+    };
+    let id3 = store.create_hold(org, &expired, now()).expect("old hold");
+    assert_eq!(
+        store.holds(org).expect("holds"),
+        vec![
+            Stored {
+                id,
+                record: hold.clone()
+            },
+            Stored {
+                id: id2,
+                record: customer_hold.clone()
+            },
+            Stored {
+                id: id3,
+                record: expired.clone()
+            },
+        ]
+    );
+    expect_unknown(
+        store.create_hold(
+            org,
+            &Hold {
+                scope: Scope::Invoice("INV-404".into()),
+                ..hold.clone()
+            },
+            now(),
+        ),
+        "invoice",
+        "INV-404",
+    );
+    expect_unknown(
+        store.create_hold(
+            org,
+            &Hold {
+                scope: Scope::Customer("C404".into()),
+                ..hold.clone()
+            },
+            now(),
+        ),
+        "customer",
+        "C404",
+    );
+
+    store.end_hold(org, id, "bob", at(HOUR)).expect("end hold");
+    let ended = &store.holds(org).expect("holds")[0].record;
+    assert_eq!(
+        (ended.ended_at, ended.ended_by.as_deref()),
+        (Some(at(HOUR)), Some("bob"))
+    );
+    assert!(!ended.is_active(today(), at(HOUR)));
+    let ev = newest_event(store, org);
+    assert_eq!((ev.kind.as_str(), ev.actor.as_str()), ("hold.ended", "bob"));
+    assert_eq!(ev.data["changes"]["ended_by"]["to"], "bob");
+    let n = event_count(store, org);
+    expect_conflict(store.end_hold(org, id, "bob", at(HOUR)), "ending twice");
+    expect_conflict(
+        store.end_hold(org, id3, "bob", at(HOUR)),
+        "ending an expired hold",
+    );
+    expect_not_found(store.end_hold(org, id + 1_000_000, "bob", at(HOUR)), "hold");
+    assert_eq!(event_count(store, org), n, "refused changes log nothing");
+    // The customer hold stays active; end it so later steps are unaffected.
+    store
+        .end_hold(org, id2, "bob", at(HOUR))
+        .expect("end customer hold");
+}
+
+pub fn one_open_dispute_per_invoice(store: &dyn Store, org: i64) {
+    let dispute = Dispute {
+        invoice: "INV-2".into(),
+        reason: "goods arrived damaged".into(),
+        opened_at: now(),
+        opened_by: "alice".into(),
+        resolved_at: None,
+        resolved_by: None,
+        resolution: None,
+    };
+    let id = store
+        .open_dispute(org, &dispute, now())
+        .expect("open dispute");
+    let ev = newest_event(store, org);
+    assert_eq!(
+        (
+            ev.kind.as_str(),
+            ev.customer.as_deref(),
+            ev.summary.as_str()
+        ),
+        (
+            "dispute.opened",
+            Some("C1"),
+            "Dispute opened on invoice INV-2: goods arrived damaged"
+        )
+    );
+    expect_conflict(
+        store.open_dispute(org, &dispute, now()),
+        "a second open dispute on one invoice",
+    );
+    expect_unknown(
+        store.open_dispute(
+            org,
+            &Dispute {
+                invoice: "INV-404".into(),
+                ..dispute.clone()
+            },
+            now(),
+        ),
+        "invoice",
+        "INV-404",
+    );
+    // Another invoice may have its own.
+    let other = store
+        .open_dispute(
+            org,
+            &Dispute {
+                invoice: "INV-3".into(),
+                ..dispute.clone()
+            },
+            now(),
+        )
+        .expect("dispute on another invoice");
+
+    store
+        .resolve_dispute(org, id, "credit note issued", "bob", at(HOUR))
+        .expect("resolve");
+    expect_conflict(
+        store.resolve_dispute(org, id, "again", "bob", at(HOUR)),
+        "resolving twice",
+    );
+    expect_not_found(
+        store.resolve_dispute(org, id + 1_000_000, "x", "bob", at(HOUR)),
+        "dispute",
+    );
+    let ev = newest_event(store, org);
+    assert_eq!(ev.kind, "dispute.resolved");
+    assert_eq!(ev.data["changes"]["resolution"]["to"], "credit note issued");
+    // Once resolved, the invoice can be disputed again.
+    let again = store
+        .open_dispute(
+            org,
+            &Dispute {
+                opened_at: at(2 * HOUR),
+                reason: "wrong quantity".into(),
+                ..dispute.clone()
+            },
+            at(2 * HOUR),
+        )
+        .expect("dispute after resolution");
+    let disputes = store.disputes(org).expect("disputes");
+    assert_eq!(
+        disputes.iter().map(|d| d.id).collect::<Vec<_>>(),
+        vec![id, other, again]
+    );
+    assert_eq!(
+        disputes[0].record,
+        Dispute {
+            resolved_at: Some(at(HOUR)),
+            resolved_by: Some("bob".into()),
+            resolution: Some("credit note issued".into()),
+            ..dispute.clone()
+        }
+    );
+    assert!(disputes[2].record.is_open(at(2 * HOUR)));
+    for id in [other, again] {
+        store
+            .resolve_dispute(org, id, "settled", "bob", at(3 * HOUR))
+            .expect("resolve the rest");
+    }
+}
+
+pub fn promises_cancel_once(store: &dyn Store, org: i64) {
+    let promise = Promise {
+        scope: Scope::Customer("C1".into()),
+        amount: Some(Money::new(12_000, Currency::EUR)),
+        promised_on: date(2024, 6, 15),
+        grace_days: 3,
+        made_at: now(),
+        made_by: "alice".into(),
+        note: Some("on the phone with Ana".into()),
+        cancelled_at: None,
+        cancelled_by: None,
+    };
+    let id = store.create_promise(org, &promise, now()).expect("promise");
+    assert_eq!(
+        newest_event(store, org).summary,
+        "Promise to pay 120.00 EUR of customer C1 by 2024-06-15"
+    );
+    let whole = Promise {
+        scope: Scope::Invoice("INV-3".into()),
+        amount: None,
+        note: None,
+        ..promise.clone()
+    };
+    let id2 = store.create_promise(org, &whole, now()).expect("promise");
+    let ev = newest_event(store, org);
+    assert_eq!(ev.customer.as_deref(), Some("C2"));
+    assert_eq!(
+        ev.summary,
+        "Promise to pay the open balance of invoice INV-3 by 2024-06-15"
+    );
+    expect_unknown(
+        store.create_promise(
+            org,
+            &Promise {
+                scope: Scope::Invoice("INV-404".into()),
+                ..promise.clone()
+            },
+            now(),
+        ),
+        "invoice",
+        "INV-404",
+    );
+    assert_eq!(
+        store.promises(org).expect("promises"),
+        vec![
+            Stored {
+                id,
+                record: promise.clone()
+            },
+            Stored {
+                id: id2,
+                record: whole.clone()
+            }
+        ]
+    );
+    let n = event_count(store, org);
+    expect_dunning_constraint(
+        store.create_promise(
+            org,
+            &Promise {
+                amount: Some(Money::new(0, Currency::EUR)),
+                ..promise.clone()
+            },
+            now(),
+        ),
+        "promises_amount_positive",
+        "a promised amount must be positive",
+    );
+    assert_eq!(event_count(store, org), n);
+    assert_eq!(store.promises(org).expect("promises").len(), 2);
+    store
+        .cancel_promise(org, id, "bob", at(HOUR))
+        .expect("cancel");
+    assert_eq!(newest_event(store, org).kind, "promise.cancelled");
+    expect_conflict(
+        store.cancel_promise(org, id, "bob", at(HOUR)),
+        "cancelling twice",
+    );
+    expect_not_found(
+        store.cancel_promise(org, id + 1_000_000, "bob", at(HOUR)),
+        "promise",
+    );
+    let cancelled = &store.promises(org).expect("promises")[0].record;
+    assert_eq!(
+        (cancelled.cancelled_at, cancelled.cancelled_by.as_deref()),
+        (Some(at(HOUR)), Some("bob"))
+    );
+}
+
+/// The first run's actions, for the isolation step.
+pub struct FirstRun {
+    pub actions: Vec<PlannedWrite>,
+    pub counts: RunCounts,
+}
+
+pub fn runs_are_recorded_exactly_once(store: &dyn Store, org: i64) -> FirstRun {
+    let m1 = outbox_message("m1", "C1", Channel::Email, &["INV-1"], now());
+    let m2 = outbox_message("m2", "C1", Channel::Sms, &["INV-2"], at(2 * HOUR));
+    let t1 = step_task("task:INV-3:s0", "C2", &["INV-3"]);
+    let fee = late_fee("fee:INV-1:s0", "INV-1", 4_000);
+    let skipped = StepRecord {
+        outcome: StepOutcome::Skipped {
+            reason: "already due when dunning began".into(),
+        },
+        ..step_record("INV-2", seq(0))
+    };
+    let actions = vec![
+        planned(
+            vec![step_record("INV-1", seq(0))],
+            Some(m1.clone()),
+            None,
+            vec![fee.clone()],
+        ),
+        planned(
+            vec![step_record("INV-3", seq(0))],
+            None,
+            Some(t1.clone()),
+            vec![],
+        ),
+        planned(vec![skipped.clone()], None, None, vec![]),
+        planned(
+            vec![
+                step_record("INV-2", seq(1)),
+                step_record(
+                    "INV-2",
+                    StepKey::BrokenPromise {
+                        promise: 17,
+                        step: 2,
+                    },
+                ),
+            ],
+            Some(m2.clone()),
+            None,
+            vec![],
+        ),
+    ];
+    let events_before = event_count(store, org);
+    let counts = store
+        .record_run(org, &actions, today(), "runner", now())
+        .expect("record run");
+    assert_eq!(
+        counts,
+        RunCounts {
+            actions: 4,
+            already_done: 0,
+            messages: 2,
+            tasks: 1,
+            charges: 1,
+            step_records: 5,
+        }
+    );
+    let all_steps: Vec<StepRecord> = actions.iter().flat_map(|a| a.steps.clone()).collect();
+    assert_eq!(store.step_records(org).expect("steps"), all_steps);
+    let outbox = store.outbox(org, &OutboxFilter::default()).expect("outbox");
+    assert_eq!(
+        records(&outbox),
+        vec![m2.clone(), m1.clone()],
+        "newest first"
+    );
+    assert_eq!(
+        store.message(org, outbox[1].id).expect("message"),
+        Some(outbox[1].clone())
+    );
+    assert_eq!(
+        records(&store.tasks(org, false).expect("tasks")),
+        vec![t1.clone()]
+    );
+    assert_eq!(
+        records(&store.charges(org).expect("charges")),
+        vec![fee.clone()]
+    );
+    assert_eq!(
+        store.dunning_settings(org).expect("settings").started_on,
+        Some(today()),
+        "the first run marks the day dunning began"
+    );
+    // Filters: by status, by customer, limited.
+    let by = |status: Option<MessageStatus>, customer: Option<&str>, limit: Option<u32>| {
+        store
+            .outbox(
+                org,
+                &OutboxFilter {
+                    status,
+                    customer: customer.map(str::to_owned),
+                    limit,
+                },
+            )
+            .expect("filtered outbox")
+            .len()
+    };
+    assert_eq!(by(Some(MessageStatus::Queued), None, None), 2);
+    assert_eq!(by(Some(MessageStatus::Sent), None, None), 0);
+    assert_eq!(by(None, Some("C1"), None), 2);
+    assert_eq!(by(None, Some("C2"), None), 0);
+    assert_eq!(by(None, None, Some(1)), 1);
+
+    // Logged: one event per message, task and charge, the settings change
+    // and the run itself (newest).
+    let events = store.events(org, &EventFilter::default()).expect("events");
+    assert_eq!(events.len(), events_before + 6);
+    let mut kinds: Vec<&str> = events[..6].iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds[0], "dunning.run");
+    kinds.sort_unstable();
+    assert_eq!(
+        kinds,
+        vec![
+            "charge.created",
+            "dunning.run",
+            "dunning_settings.updated",
+            "message.queued",
+            "message.queued",
+            "task.created"
+        ]
+    );
+    assert!(
+        events[..6]
+            .iter()
+            .all(|e| e.actor == "runner" && e.recorded_at == now())
+    );
+    assert_eq!(events[0].data["messages"], 2);
+    assert_eq!(events[0].data["today"], "2024-06-10");
+    let queued = events
+        .iter()
+        .find(|e| e.kind == "message.queued" && e.entity_key == "m1")
+        .expect("m1 queued");
+    assert_eq!(queued.customer.as_deref(), Some("C1"));
+    assert_eq!(
+        queued.summary,
+        "Email to ana@example.com about invoice INV-1 queued (policy default, step s1)"
+    );
+    let charged = events
+        .iter()
+        .find(|e| e.kind == "charge.created")
+        .expect("charge event");
+    assert_eq!(
+        charged.summary,
+        "Late fee of 40.00 EUR on invoice INV-1: Late fee at the second reminder"
+    );
+
+    // The same run again writes nothing but its own log line.
+    let snapshot_before = dunning_snapshot(store, org);
+    let n = event_count(store, org);
+    let again = store
+        .record_run(org, &actions, date(2024, 6, 11), "runner", at(HOUR))
+        .expect("second run");
+    assert_eq!(
+        again,
+        RunCounts {
+            actions: 0,
+            already_done: 4,
+            ..RunCounts::default()
+        }
+    );
+    assert_eq!(dunning_snapshot(store, org), snapshot_before);
+    assert_eq!(event_count(store, org), n + 1);
+    assert_eq!(newest_event(store, org).kind, "dunning.run");
+    assert_eq!(
+        store.dunning_settings(org).expect("settings").started_on,
+        Some(today()),
+        "started_on is set once"
+    );
+
+    // An action is all or nothing: one taken step, message key, task key or
+    // charge key drops it, including what it would have written new.
+    let n = event_count(store, org);
+    let partial = vec![
+        // A taken step record alongside a new one.
+        planned(
+            vec![step_record("INV-1", seq(1)), step_record("INV-1", seq(0))],
+            Some(outbox_message(
+                "m3",
+                "C1",
+                Channel::Email,
+                &["INV-1"],
+                now(),
+            )),
+            None,
+            vec![],
+        ),
+        // A taken message key.
+        planned(
+            vec![step_record("INV-1", seq(2))],
+            Some(outbox_message(
+                "m1",
+                "C1",
+                Channel::Email,
+                &["INV-1"],
+                now(),
+            )),
+            None,
+            vec![],
+        ),
+        // A taken task key.
+        planned(
+            vec![step_record("INV-1", seq(3))],
+            None,
+            Some(t1.clone()),
+            vec![],
+        ),
+        // A taken charge key.
+        planned(
+            vec![step_record("INV-1", seq(4))],
+            None,
+            None,
+            vec![fee.clone()],
+        ),
+        // Two actions of one run with the same step: the first takes it.
+        planned(
+            vec![step_record("INV-2", seq(5))],
+            None,
+            None,
+            vec![late_fee("fee:INV-2:s5", "INV-2", 500)],
+        ),
+        planned(
+            vec![step_record("INV-2", seq(5))],
+            None,
+            Some(step_task("task:INV-2:s5", "C1", &["INV-2"])),
+            vec![],
+        ),
+    ];
+    let counts = store
+        .record_run(org, &partial, today(), "runner", at(HOUR))
+        .expect("partial run");
+    assert_eq!(
+        counts,
+        RunCounts {
+            actions: 1,
+            already_done: 5,
+            charges: 1,
+            step_records: 1,
+            ..RunCounts::default()
+        }
+    );
+    let steps = store.step_records(org).expect("steps");
+    assert_eq!(steps.len(), all_steps.len() + 1);
+    assert_eq!(
+        steps.last().map(|s| (s.invoice.as_str(), s.step)),
+        Some(("INV-2", seq(5)))
+    );
+    assert_eq!(
+        store
+            .outbox(org, &OutboxFilter::default())
+            .expect("outbox")
+            .len(),
+        2
+    );
+    assert_eq!(store.tasks(org, true).expect("tasks").len(), 1);
+    assert_eq!(store.charges(org).expect("charges").len(), 2);
+    assert_eq!(
+        event_count(store, org),
+        n + 2,
+        "charge.created and dunning.run"
+    );
+
+    // An unknown invoice or customer anywhere fails the whole run.
+    let snapshot_before = dunning_snapshot(store, org);
+    let n = event_count(store, org);
+    for (bad, entity, key) in [
+        (
+            planned(vec![step_record("INV-404", seq(0))], None, None, vec![]),
+            "invoice",
+            "INV-404",
+        ),
+        (
+            planned(
+                vec![step_record("INV-3", seq(9))],
+                Some(outbox_message(
+                    "m404",
+                    "C404",
+                    Channel::Email,
+                    &["INV-3"],
+                    now(),
+                )),
+                None,
+                vec![],
+            ),
+            "customer",
+            "C404",
+        ),
+        (
+            planned(
+                vec![],
+                None,
+                Some(step_task("task:404", "C404", &[])),
+                vec![],
+            ),
+            "customer",
+            "C404",
+        ),
+        (
+            planned(vec![], None, None, vec![late_fee("fee:404", "INV-404", 1)]),
+            "invoice",
+            "INV-404",
+        ),
+    ] {
+        let run = vec![
+            planned(vec![step_record("INV-3", seq(7))], None, None, vec![]),
+            bad,
+        ];
+        expect_unknown(
+            store.record_run(org, &run, today(), "runner", at(HOUR)),
+            entity,
+            key,
+        );
+    }
+    assert_eq!(dunning_snapshot(store, org), snapshot_before);
+    assert_eq!(event_count(store, org), n);
+
+    // A named constraint says which rule a bad record broke; nothing is written.
+    let negative = planned(
+        vec![step_record("INV-3", seq(8))],
+        None,
+        None,
+        vec![late_fee("fee:negative", "INV-3", -1)],
+    );
+    expect_dunning_constraint(
+        store.record_run(org, &[negative], today(), "runner", at(HOUR)),
+        "charges_amount_nonnegative",
+        "a charge amount cannot be negative",
+    );
+    assert_eq!(dunning_snapshot(store, org), snapshot_before);
+    assert_eq!(event_count(store, org), n);
+
+    FirstRun {
+        actions,
+        counts: RunCounts {
+            actions: 4,
+            already_done: 0,
+            messages: 2,
+            tasks: 1,
+            charges: 1,
+            step_records: 5,
+        },
+    }
+}
+
+/// Every dunning read of one organization.
+#[derive(Debug, PartialEq)]
+pub struct DunningSnapshot {
+    pub settings: DunningSettings,
+    pub policies: Vec<StoredPolicy>,
+    pub assignments: Vec<PolicyAssignment>,
+    pub holds: Vec<Stored<Hold>>,
+    pub disputes: Vec<Stored<Dispute>>,
+    pub promises: Vec<Stored<Promise>>,
+    pub steps: Vec<StepRecord>,
+    pub outbox: Vec<Stored<OutboxMessage>>,
+    pub tasks: Vec<Stored<Task>>,
+    pub charges: Vec<Stored<Charge>>,
+    pub bounces: Vec<Bounce>,
+    pub contact_log: Vec<(String, Timestamp)>,
+}
+
+pub fn dunning_snapshot(store: &dyn Store, org: i64) -> DunningSnapshot {
+    DunningSnapshot {
+        settings: store.dunning_settings(org).expect("settings"),
+        policies: store.policies(org).expect("policies"),
+        assignments: store.policy_assignments(org).expect("assignments"),
+        holds: store.holds(org).expect("holds"),
+        disputes: store.disputes(org).expect("disputes"),
+        promises: store.promises(org).expect("promises"),
+        steps: store.step_records(org).expect("steps"),
+        outbox: store.outbox(org, &OutboxFilter::default()).expect("outbox"),
+        tasks: store.tasks(org, true).expect("tasks"),
+        charges: store.charges(org).expect("charges"),
+        bounces: store.bounces(org).expect("bounces"),
+        contact_log: store
+            .contact_log(org, at(-365 * 24 * HOUR))
+            .expect("contact log"),
+    }
+}
+
+pub fn delivery_claims_and_marks(store: &dyn Store, org: i64) {
+    let m1 = message_by_key(store, org, "m1");
+    let m2 = message_by_key(store, org, "m2");
+
+    // Only m1 is due (m2 waits for its send window).
+    let claimed = store
+        .claim_messages("w1", now(), at(5 * MIN), 10)
+        .expect("claim");
+    assert_eq!(claimed_keys(&claimed), vec!["m1"]);
+    assert_eq!(claimed[0].org, org);
+    let c = &claimed[0].message;
+    assert_eq!(c.id, m1.id);
+    assert_eq!(
+        c.record,
+        OutboxMessage {
+            status: MessageStatus::Claimed,
+            claimed_by: Some("w1".into()),
+            lease_until: Some(at(5 * MIN)),
+            attempts: 1,
+            ..m1.record.clone()
+        }
+    );
+    assert!(
+        claim(store, "w2", now()).is_empty(),
+        "a claimed message is not claimed again"
+    );
+
+    // Only the claiming worker moves it on, one state at a time.
+    expect_conflict(
+        store.mark_sending(m1.id, "w2", now()),
+        "another worker's message",
+    );
+    expect_conflict(
+        store.mark_sent(m1.id, "w1", "p", now()),
+        "sent before sending",
+    );
+    expect_not_found(
+        store.mark_sending(m1.id + 1_000_000, "w1", now()),
+        "message",
+    );
+    store.mark_sending(m1.id, "w1", now()).expect("sending");
+    expect_conflict(store.mark_sending(m1.id, "w1", now()), "sending twice");
+    store
+        .mark_sent(m1.id, "w1", "provider-1", at(MIN))
+        .expect("sent");
+    expect_conflict(
+        store.mark_sent(m1.id, "w1", "provider-1", at(MIN)),
+        "sent twice",
+    );
+    let sent = store.message(org, m1.id).expect("message").expect("m1");
+    assert_eq!(
+        (
+            sent.record.status,
+            sent.record.provider_id.as_deref(),
+            sent.record.sent_at
+        ),
+        (MessageStatus::Sent, Some("provider-1"), Some(at(MIN)))
+    );
+    let ev = newest_event(store, org);
+    assert_eq!(
+        (
+            ev.kind.as_str(),
+            ev.entity_key.as_str(),
+            ev.actor.as_str(),
+            ev.customer.as_deref()
+        ),
+        ("message.sent", "m1", "w1", Some("C1"))
+    );
+    assert_eq!(ev.data["changes"]["status"]["from"], "sending");
+    assert_eq!(ev.data["changes"]["status"]["to"], "sent");
+
+    // m2: claimed when due, retried later, not claimable before then.
+    let t = at(3 * HOUR);
+    assert_eq!(claimed_keys(&claim(store, "w1", t)), vec!["m2"]);
+    store
+        .mark_retry(m2.id, "w1", "connection refused", at_after(t, 10 * MIN), t)
+        .expect("retry");
+    let retried = store.message(org, m2.id).expect("message").expect("m2");
+    assert_eq!(
+        retried.record,
+        OutboxMessage {
+            attempts: 1,
+            next_attempt_at: at_after(t, 10 * MIN),
+            last_error: Some("connection refused".into()),
+            ..m2.record.clone()
+        }
+    );
+    assert_eq!(newest_event(store, org).kind, "message.retry");
+    assert!(
+        claim(store, "w1", at_after(t, 5 * MIN)).is_empty(),
+        "not before next_attempt_at"
+    );
+
+    // A paused organization's messages wait.
+    let settings = store.dunning_settings(org).expect("settings");
+    store
+        .set_dunning_settings(
+            org,
+            &DunningSettings {
+                paused: true,
+                ..settings.clone()
+            },
+            "alice",
+            t,
+        )
+        .expect("pause");
+    assert!(
+        claim(store, "w1", at_after(t, 11 * MIN)).is_empty(),
+        "paused"
+    );
+    store
+        .set_dunning_settings(org, &settings, "alice", t)
+        .expect("resume");
+    let again = claim(store, "w1", at_after(t, 11 * MIN));
+    assert_eq!(claimed_keys(&again), vec!["m2"]);
+    assert_eq!(again[0].message.record.attempts, 2);
+
+    // Cancelled before sending.
+    expect_conflict(
+        store.mark_cancelled(m2.id, "w2", "paid", at_after(t, 12 * MIN)),
+        "another worker cancels",
+    );
+    store
+        .mark_cancelled(
+            m2.id,
+            "w1",
+            "every invoice in it was paid",
+            at_after(t, 12 * MIN),
+        )
+        .expect("cancel");
+    let ev = newest_event(store, org);
+    assert_eq!(ev.kind, "message.cancelled");
+    assert!(
+        ev.summary
+            .ends_with("cancelled: every invoice in it was paid"),
+        "{}",
+        ev.summary
+    );
+    assert_eq!(
+        store
+            .message(org, m2.id)
+            .expect("m2")
+            .map(|m| m.record.status),
+        Some(MessageStatus::Cancelled)
+    );
+    expect_conflict(
+        store.mark_retry(m2.id, "w1", "x", t, t),
+        "retrying a cancelled message",
+    );
+
+    // A permanent failure opens a task for a person.
+    let m4 = outbox_message("m4", "C2", Channel::Email, &["INV-3"], now());
+    store
+        .record_run(
+            org,
+            &[planned(
+                vec![step_record("INV-3", seq(1))],
+                Some(m4),
+                None,
+                vec![],
+            )],
+            today(),
+            "runner",
+            t,
+        )
+        .expect("run with m4");
+    let claimed = claim(store, "w2", at_after(t, 20 * MIN));
+    assert_eq!(claimed_keys(&claimed), vec!["m4"]);
+    let id4 = claimed[0].message.id;
+    store.mark_sending(id4, "w2", t).expect("sending");
+    store
+        .mark_failed(id4, "w2", "550 mailbox unavailable", at_after(t, 21 * MIN))
+        .expect("failed");
+    let failed = store.message(org, id4).expect("m4").expect("m4");
+    assert_eq!(failed.record.status, MessageStatus::Failed);
+    assert_eq!(
+        failed.record.last_error.as_deref(),
+        Some("550 mailbox unavailable")
+    );
+    let task = store
+        .tasks(org, false)
+        .expect("tasks")
+        .into_iter()
+        .find(|t| t.record.kind == TaskKind::DeliveryFailed)
+        .expect("delivery_failed task");
+    assert_eq!(
+        (
+            task.record.key.as_str(),
+            task.record.customer.as_str(),
+            task.record.message_key.as_deref(),
+            task.record.invoices.clone(),
+            task.record.status
+        ),
+        (
+            "delivery_failed:m4",
+            "C2",
+            Some("m4"),
+            vec!["INV-3".to_string()],
+            TaskStatus::Open
+        )
+    );
+    assert!(task.record.detail.contains("550 mailbox unavailable"));
+    let kinds: Vec<String> = store
+        .events(
+            org,
+            &EventFilter {
+                limit: Some(2),
+                ..EventFilter::default()
+            },
+        )
+        .expect("events")
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(kinds, vec!["task.created", "message.failed"]);
+    expect_conflict(store.mark_failed(id4, "w2", "again", t), "failing twice");
+}
+
+pub fn expired_leases_are_released(store: &dyn Store, org: i64) {
+    let t = at(4 * HOUR);
+    store
+        .record_run(
+            org,
+            &[
+                planned(
+                    vec![step_record("INV-1", seq(6))],
+                    Some(outbox_message(
+                        "m5",
+                        "C1",
+                        Channel::Email,
+                        &["INV-1"],
+                        now(),
+                    )),
+                    None,
+                    vec![],
+                ),
+                planned(
+                    vec![step_record("INV-1", seq(7))],
+                    Some(outbox_message(
+                        "m6",
+                        "C1",
+                        Channel::Sms,
+                        &["INV-1", "INV-2"],
+                        now(),
+                    )),
+                    None,
+                    vec![],
+                ),
+            ],
+            today(),
+            "runner",
+            t,
+        )
+        .expect("run with m5, m6");
+    let claimed = store
+        .claim_messages("w1", t, at_after(t, MIN), 10)
+        .expect("claim");
+    assert_eq!(claimed_keys(&claimed), vec!["m5", "m6"]);
+    let (id5, id6) = (claimed[0].message.id, claimed[1].message.id);
+    store.mark_sending(id6, "w1", t).expect("sending");
+
+    // Leases still running: nothing happens.
+    assert_eq!(
+        store
+            .release_expired_leases(at_after(t, 30))
+            .expect("release"),
+        Released::default()
+    );
+    // The worker vanished: the claimed one goes back to the queue, the one
+    // it was sending is in doubt and a person is asked to check.
+    let n = event_count(store, org);
+    assert_eq!(
+        store
+            .release_expired_leases(at_after(t, 2 * MIN))
+            .expect("release"),
+        Released {
+            requeued: 1,
+            in_doubt: 1
+        }
+    );
+    let m5 = store.message(org, id5).expect("m5").expect("m5").record;
+    assert_eq!(
+        (m5.status, m5.claimed_by, m5.lease_until, m5.attempts),
+        (MessageStatus::Queued, None, None, 1)
+    );
+    let m6 = store.message(org, id6).expect("m6").expect("m6").record;
+    assert_eq!(m6.status, MessageStatus::InDoubt);
+    let doubt = store
+        .tasks(org, false)
+        .expect("tasks")
+        .into_iter()
+        .find(|t| t.record.kind == TaskKind::InDoubt)
+        .expect("in-doubt task");
+    assert_eq!(doubt.record.key, "in_doubt:m6:1");
+    assert_eq!(doubt.record.message_key.as_deref(), Some("m6"));
+    assert_eq!(doubt.record.customer, "C1");
+    assert_eq!(doubt.record.invoices, vec!["INV-1", "INV-2"]);
+    assert!(
+        doubt
+            .record
+            .detail
+            .contains(&format!("arflow outbox confirm {id6} --delivered"))
+            && doubt.record.detail.contains("--not-delivered")
+            && doubt.record.detail.contains("may or may not"),
+        "{}",
+        doubt.record.detail
+    );
+    assert_eq!(event_count(store, org), n + 1, "task.created");
+    assert_eq!(newest_event(store, org).kind, "task.created");
+    // The vanished worker comes back: too late, a person decides now.
+    expect_conflict(
+        store.mark_sent(id6, "w1", "p", at_after(t, 3 * MIN)),
+        "sent while in doubt",
+    );
+    assert!(
+        store
+            .claim_messages("w2", at_after(t, 2 * MIN), at_after(t, 3 * MIN), 10)
+            .expect("claim")
+            .iter()
+            .all(|c| c.message.id != id6),
+        "an in-doubt message is never claimed"
+    );
+
+    // Confirmed delivered: sent, and its task is done.
+    expect_conflict(
+        store.resolve_in_doubt(org, id5, true, "carol", at_after(t, 3 * MIN)),
+        "m5 is not in doubt",
+    );
+    store
+        .resolve_in_doubt(org, id6, true, "carol", at_after(t, 3 * MIN))
+        .expect("confirm delivered");
+    let m6 = store.message(org, id6).expect("m6").expect("m6").record;
+    assert_eq!(
+        (m6.status, m6.sent_at),
+        (MessageStatus::Sent, Some(at_after(t, 3 * MIN)))
+    );
+    let done = store
+        .tasks(org, true)
+        .expect("tasks")
+        .into_iter()
+        .find(|x| x.id == doubt.id)
+        .expect("task");
+    assert_eq!(
+        (done.record.status, done.record.completed_by.as_deref()),
+        (TaskStatus::Done, Some("carol"))
+    );
+    let kinds: Vec<String> = store
+        .events(
+            org,
+            &EventFilter {
+                limit: Some(2),
+                ..EventFilter::default()
+            },
+        )
+        .expect("events")
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(kinds, vec!["task.completed", "message.confirmed"]);
+    expect_conflict(
+        store.resolve_in_doubt(org, id6, true, "carol", at_after(t, 3 * MIN)),
+        "confirming twice",
+    );
+
+    // m5 was requeued, then claimed by w2 above, whose lease has run out
+    // too: queued again. Now it ends in doubt in turn, and is confirmed not
+    // delivered: queued again right away.
+    let t2 = at_after(t, 10 * MIN);
+    assert_eq!(
+        store.release_expired_leases(t2).expect("release"),
+        Released {
+            requeued: 1,
+            in_doubt: 0
+        }
+    );
+    let claimed = store
+        .claim_messages("w3", t2, at_after(t2, MIN), 10)
+        .expect("claim");
+    assert_eq!(claimed_keys(&claimed), vec!["m5"]);
+    store.mark_sending(id5, "w3", t2).expect("sending");
+    assert_eq!(
+        store
+            .release_expired_leases(at_after(t2, 2 * MIN))
+            .expect("release"),
+        Released {
+            requeued: 0,
+            in_doubt: 1
+        }
+    );
+    store
+        .resolve_in_doubt(org, id5, false, "carol", at_after(t2, 3 * MIN))
+        .expect("confirm not delivered");
+    let m5 = store.message(org, id5).expect("m5").expect("m5").record;
+    assert_eq!(
+        (m5.status, m5.claimed_by, m5.next_attempt_at, m5.sent_at),
+        (MessageStatus::Queued, None, at_after(t2, 3 * MIN), None)
+    );
+    assert!(
+        store
+            .tasks(org, false)
+            .expect("tasks")
+            .iter()
+            .all(|x| x.record.kind != TaskKind::InDoubt),
+        "every in-doubt task is done"
+    );
+    assert!(
+        store
+            .tasks(org, true)
+            .expect("tasks")
+            .iter()
+            .any(|x| x.record.key == "in_doubt:m5:3"),
+        "one task per in-doubt episode"
+    );
+    let claimed = claim(store, "w3", at_after(t2, 3 * MIN));
+    assert_eq!(claimed_keys(&claimed), vec!["m5"]);
+    assert_eq!(claimed[0].message.record.attempts, 4);
+    store.mark_sending(id5, "w3", t2).expect("sending");
+    store
+        .mark_sent(id5, "w3", "provider-5", at_after(t2, 4 * MIN))
+        .expect("sent");
+}
+
+pub fn contact_log_counts_messages_to_customers(store: &dyn Store, org: i64) {
+    let outbox = store.outbox(org, &OutboxFilter::default()).expect("outbox");
+    let counted = |since: Timestamp| -> Vec<(String, Timestamp)> {
+        let mut v: Vec<(i64, String, Timestamp)> = outbox
+            .iter()
+            .filter(|m| {
+                matches!(m.record.channel, Channel::Email | Channel::Sms)
+                    && matches!(
+                        m.record.status,
+                        MessageStatus::Queued
+                            | MessageStatus::Claimed
+                            | MessageStatus::Sending
+                            | MessageStatus::Sent
+                            | MessageStatus::InDoubt
+                    )
+            })
+            .map(|m| {
+                (
+                    m.id,
+                    m.record.customer.clone(),
+                    m.record.sent_at.unwrap_or(m.record.not_before),
+                )
+            })
+            .filter(|(_, _, t)| *t >= since)
+            .collect();
+        v.sort_by_key(|(id, _, _)| *id);
+        v.into_iter().map(|(_, c, t)| (c, t)).collect()
+    };
+    let all = store.contact_log(org, at(-HOUR)).expect("contact log");
+    assert_eq!(all, counted(at(-HOUR)));
+    // m1 (sent), m5 and m6 (sent); not m2 (cancelled) nor m4 (failed).
+    assert_eq!(all.len(), 3, "{all:?}");
+    assert!(
+        all.contains(&("C1".to_string(), at(MIN))),
+        "m1 counts at its sent_at"
+    );
+    assert!(all.iter().all(|(c, _)| c == "C1"));
+    assert_eq!(
+        store.contact_log(org, at(4 * HOUR)).expect("contact log"),
+        counted(at(4 * HOUR))
+    );
+    assert!(
+        store
+            .contact_log(org, at(100 * HOUR))
+            .expect("contact log")
+            .is_empty()
+    );
+}
+
+pub fn tasks_and_charges_close_once(store: &dyn Store, org: i64) {
+    let open = store.tasks(org, false).expect("tasks");
+    let step_task = open
+        .iter()
+        .find(|t| t.record.kind == TaskKind::Step)
+        .expect("step task")
+        .clone();
+    store
+        .complete_task(org, step_task.id, "dave", at(5 * HOUR))
+        .expect("complete");
+    let ev = newest_event(store, org);
+    assert_eq!(
+        (ev.kind.as_str(), ev.customer.as_deref(), ev.actor.as_str()),
+        ("task.completed", Some("C2"), "dave")
+    );
+    expect_conflict(
+        store.complete_task(org, step_task.id, "dave", at(5 * HOUR)),
+        "twice",
+    );
+    expect_not_found(
+        store.complete_task(org, step_task.id + 1_000_000, "dave", now()),
+        "task",
+    );
+    assert!(
+        store
+            .tasks(org, false)
+            .expect("tasks")
+            .iter()
+            .all(|t| t.id != step_task.id),
+        "done tasks are hidden unless asked for"
+    );
+    let done = store
+        .tasks(org, true)
+        .expect("tasks")
+        .into_iter()
+        .find(|t| t.id == step_task.id)
+        .expect("done task");
+    assert_eq!(
+        done.record,
+        Task {
+            status: TaskStatus::Done,
+            completed_at: Some(at(5 * HOUR)),
+            completed_by: Some("dave".into()),
+            ..step_task.record.clone()
+        }
+    );
+
+    let fee = store.charges(org).expect("charges")[0].clone();
+    store
+        .waive_charge(org, fee.id, "goodwill", "erin", at(5 * HOUR))
+        .expect("waive");
+    let ev = newest_event(store, org);
+    assert_eq!(
+        (
+            ev.kind.as_str(),
+            ev.customer.as_deref(),
+            ev.summary.as_str()
+        ),
+        (
+            "charge.waived",
+            Some("C1"),
+            "Late fee of 40.00 EUR on invoice INV-1 waived: goodwill"
+        )
+    );
+    expect_conflict(
+        store.waive_charge(org, fee.id, "again", "erin", now()),
+        "waiving twice",
+    );
+    expect_not_found(
+        store.waive_charge(org, fee.id + 1_000_000, "x", "erin", now()),
+        "charge",
+    );
+    assert_eq!(
+        store.charges(org).expect("charges")[0].record,
+        Charge {
+            waived_at: Some(at(5 * HOUR)),
+            waived_by: Some("erin".into()),
+            waive_reason: Some("goodwill".into()),
+            ..fee.record.clone()
+        }
+    );
+}
+
+pub fn bounces_open_tasks(store: &dyn Store, org: i64) {
+    let bounce_tasks = |store: &dyn Store| -> Vec<Stored<Task>> {
+        store
+            .tasks(org, true)
+            .expect("tasks")
+            .into_iter()
+            .filter(|t| t.record.kind == TaskKind::Bounce)
+            .collect()
+    };
+    let t = at(6 * HOUR);
+    store
+        .record_bounce(org, "  Ana@EXAMPLE.com ", "550 no such user", t)
+        .expect("bounce");
+    assert_eq!(
+        store.bounces(org).expect("bounces"),
+        vec![Bounce {
+            address: "ana@example.com".into(),
+            at: t,
+            reason: "550 no such user".into(),
+            cleared_at: None,
+        }]
+    );
+    // Both customers with a contact at the address (whatever its case) get a task.
+    let tasks = bounce_tasks(store);
+    assert_eq!(
+        tasks
+            .iter()
+            .map(|t| t.record.customer.as_str())
+            .collect::<Vec<_>>(),
+        vec!["C1", "C2"]
+    );
+    assert!(tasks.iter().all(|x| x.record.status == TaskStatus::Open
+        && x.record.title == "Email to ana@example.com bounced"
+        && x.record.due_on == today()));
+    assert!(
+        tasks[1].record.detail.contains("Contact K3"),
+        "{}",
+        tasks[1].record.detail
+    );
+    let recorded = events_of(store, org, "bounce.recorded");
+    assert_eq!(recorded.len(), 1);
+    assert_eq!(
+        recorded[0].summary,
+        "Email to ana@example.com bounced: 550 no such user"
+    );
+
+    // A repeat report while bouncing updates the bounce, no new tasks.
+    store
+        .record_bounce(org, "ana@example.com", "mailbox full", at_after(t, MIN))
+        .expect("bounce again");
+    assert_eq!(
+        store.bounces(org).expect("bounces")[0].reason,
+        "mailbox full"
+    );
+    assert_eq!(bounce_tasks(store).len(), 2);
+
+    expect_unknown(
+        store.clear_bounce(org, "nobody@example.com", "alice", t),
+        "bounce",
+        "nobody@example.com",
+    );
+    store
+        .clear_bounce(org, "ANA@example.com", "alice", at_after(t, 2 * MIN))
+        .expect("clear");
+    assert_eq!(
+        store.bounces(org).expect("bounces")[0].cleared_at,
+        Some(at_after(t, 2 * MIN))
+    );
+    assert_eq!(newest_event(store, org).kind, "bounce.cleared");
+    expect_conflict(
+        store.clear_bounce(org, "ana@example.com", "alice", t),
+        "clearing twice",
+    );
+
+    // Bouncing again after a clear: active again, new tasks.
+    store
+        .record_bounce(org, "ana@example.com", "550 gone", at_after(t, 3 * MIN))
+        .expect("bounce after clear");
+    assert_eq!(store.bounces(org).expect("bounces")[0].cleared_at, None);
+    assert_eq!(bounce_tasks(store).len(), 4);
+    // An address no contact uses is recorded, with no task.
+    store
+        .record_bounce(org, "stranger@example.org", "550", at_after(t, 4 * MIN))
+        .expect("unknown address");
+    assert_eq!(store.bounces(org).expect("bounces").len(), 2);
+    assert_eq!(bounce_tasks(store).len(), 4);
+}
+
+pub fn dunning_tenants_are_isolated(store: &dyn Store, a: i64, first: &FirstRun) {
+    let a_before = dunning_snapshot(store, a);
+    let b = seed_dunning_org(store, "dunning-b");
+
+    // B starts with nothing, whatever A holds under the same keys.
+    let empty = dunning_snapshot(store, b);
+    assert_eq!(empty.settings, DunningSettings::default());
+    assert!(
+        empty.policies.is_empty()
+            && empty.assignments.is_empty()
+            && empty.holds.is_empty()
+            && empty.disputes.is_empty()
+            && empty.promises.is_empty()
+            && empty.steps.is_empty()
+            && empty.outbox.is_empty()
+            && empty.tasks.is_empty()
+            && empty.charges.is_empty()
+            && empty.bounces.is_empty()
+            && empty.contact_log.is_empty(),
+        "{empty:?}"
+    );
+
+    // B's org-scoped methods cannot reach A's rows by id or name.
+    let hold = a_before.holds[0].id;
+    let dispute = a_before.disputes[0].id;
+    let promise = a_before.promises[1].id;
+    let message = a_before.outbox[0].id;
+    let task = a_before
+        .tasks
+        .iter()
+        .find(|t| t.record.status == TaskStatus::Open)
+        .expect("open task")
+        .id;
+    let charge = a_before.charges[1].id;
+    expect_not_found(store.end_hold(b, hold, "mallory", now()), "hold");
+    expect_not_found(
+        store.resolve_dispute(b, dispute, "x", "mallory", now()),
+        "dispute",
+    );
+    expect_not_found(
+        store.cancel_promise(b, promise, "mallory", now()),
+        "promise",
+    );
+    expect_not_found(store.complete_task(b, task, "mallory", now()), "task");
+    expect_not_found(
+        store.waive_charge(b, charge, "x", "mallory", now()),
+        "charge",
+    );
+    expect_not_found(
+        store.resolve_in_doubt(b, message, true, "mallory", now()),
+        "message",
+    );
+    assert_eq!(store.message(b, message).expect("message"), None);
+    expect_unknown(
+        store.clear_bounce(b, "ana@example.com", "mallory", now()),
+        "bounce",
+        "ana@example.com",
+    );
+    expect_unknown(
+        store.assign_policy(
+            b,
+            &AssignmentScope::Customer("C1".into()),
+            Some("firm"),
+            "mallory",
+            now(),
+        ),
+        "policy",
+        "firm",
+    );
+
+    // B runs exactly A's first run: keys are per organization, so all of it is written.
+    let counts = store
+        .record_run(b, &first.actions, today(), "runner-b", now())
+        .expect("B's run");
+    assert_eq!(counts, first.counts);
+    store
+        .put_policy(b, "firm", "# B's own firm policy\n", "bob", now())
+        .expect("B's policy");
+    store
+        .record_bounce(b, "ana@example.com", "550", now())
+        .expect("B's bounce");
+    assert_eq!(
+        dunning_snapshot(store, a),
+        a_before,
+        "B's writes changed A's reads"
+    );
+    let b_now = dunning_snapshot(store, b);
+    let mut planned_messages: Vec<OutboxMessage> = first
+        .actions
+        .iter()
+        .filter_map(|a| a.message.clone())
+        .collect();
+    planned_messages.reverse();
+    assert_eq!(records(&b_now.outbox), planned_messages, "newest first");
+    assert_eq!(b_now.steps.len(), 5);
+    assert!(
+        b_now
+            .outbox
+            .iter()
+            .all(|m| a_before.outbox.iter().all(|x| x.id != m.id)),
+        "ids are never shared"
+    );
+    assert!(
+        store
+            .events(b, &EventFilter::default())
+            .expect("events")
+            .iter()
+            .all(|e| e.actor != "runner" && e.actor != "w1")
+    );
+
+    // Workers serve every organization and say which one a message belongs to.
+    let claimed = claim(store, "wb", at(3 * HOUR));
+    assert_eq!(claimed_keys(&claimed), vec!["m1", "m2"]);
+    assert!(claimed.iter().all(|c| c.org == b));
+    for c in &claimed {
+        store
+            .mark_sending(c.message.id, "wb", at(3 * HOUR))
+            .expect("sending");
+        store
+            .mark_sent(c.message.id, "wb", "provider-b", at(3 * HOUR))
+            .expect("sent");
+    }
+    assert_eq!(dunning_snapshot(store, a), a_before);
+    assert!(
+        store
+            .events(a, &EventFilter::default())
+            .expect("events")
+            .iter()
+            .all(|e| e.actor != "wb" && e.actor != "runner-b")
+    );
+    let orgs = store.organization_ids().expect("organization ids");
+    assert!(orgs.contains(&a) && orgs.contains(&b));
+    assert!(orgs.windows(2).all(|w| w[0] < w[1]));
+}
+
+/// Concurrent workers never claim the same message, and concurrent runs of
+/// the same plan write each action once.
+pub fn concurrent_workers_and_runs(store: &dyn Store) {
+    const N: usize = 60;
+    let c = seed_dunning_org(store, "dunning-c");
+    let actions: Vec<PlannedWrite> = (0..N)
+        .map(|i| {
+            let invoice = ["INV-1", "INV-2", "INV-3"][i % 3];
+            let customer = if invoice == "INV-3" { "C2" } else { "C1" };
+            planned(
+                vec![step_record(invoice, StepKey::Repeat { n: i as u32 + 1 })],
+                Some(outbox_message(
+                    &format!("c{i}"),
+                    customer,
+                    Channel::Email,
+                    &[invoice],
+                    now(),
+                )),
+                None,
+                vec![],
+            )
+        })
+        .collect();
+    let counts: Vec<RunCounts> = std::thread::scope(|s| {
+        let runs: Vec<_> = (0..2)
+            .map(|_| s.spawn(|| store.record_run(c, &actions, today(), "runner-c", now())))
+            .collect();
+        runs.into_iter()
+            .map(|h| h.join().expect("run thread").expect("concurrent run"))
+            .collect()
+    });
+    assert_eq!(counts.iter().map(|c| c.actions).sum::<u64>(), N as u64);
+    assert_eq!(counts.iter().map(|c| c.already_done).sum::<u64>(), N as u64);
+    assert_eq!(
+        store
+            .outbox(c, &OutboxFilter::default())
+            .expect("outbox")
+            .len(),
+        N
+    );
+    assert_eq!(store.step_records(c).expect("steps").len(), N);
+
+    let t = at(7 * HOUR);
+    let claimed: Vec<Vec<i64>> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..3)
+            .map(|w| {
+                s.spawn(move || {
+                    let worker = format!("cw{w}");
+                    let mut mine = Vec::new();
+                    loop {
+                        let batch = store
+                            .claim_messages(&worker, t, at_after(t, 5 * MIN), 4)
+                            .expect("claim");
+                        if batch.is_empty() {
+                            return mine;
+                        }
+                        for m in batch {
+                            assert_eq!(m.org, c);
+                            assert_eq!(
+                                m.message.record.claimed_by.as_deref(),
+                                Some(worker.as_str())
+                            );
+                            mine.push(m.message.id);
+                        }
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|h| h.join().expect("worker thread"))
+            .collect()
+    });
+    let mut all: Vec<i64> = claimed.into_iter().flatten().collect();
+    all.sort_unstable();
+    let total = all.len();
+    all.dedup();
+    assert_eq!(all.len(), total, "a message was claimed twice");
+    assert_eq!(total, N);
 }

@@ -46,6 +46,10 @@ pub enum StoreError {
         key: String,
         currency: Currency,
     },
+    /// The record is not in a state that allows the change (ending a hold
+    /// that already ended, a second open dispute on one invoice...).
+    #[error("{0}")]
+    Conflict(String),
     #[error("{entity} #{id} was not found in this organization")]
     NotFound { entity: &'static str, id: i64 },
     /// Stored data could not be read back (corrupt or written by a newer version).
@@ -74,6 +78,35 @@ pub fn constraint_message(constraint: &str) -> String {
         "fx_rates_rate_positive" => "an exchange rate must be positive",
         "fx_rates_rate_range" => "an exchange rate must be below 9,223,372",
         "allocations_one_source" => "an allocation must draw on exactly one payment or credit note",
+        "policies_org_name_key" => "a policy with this name already exists",
+        "policy_assignments_org_scope_key" => {
+            "this invoice, customer or segment already has a policy assigned"
+        }
+        "policy_assignments_scope_known" => {
+            "a policy is assigned to an invoice, a customer or a segment"
+        }
+        "holds_one_scope" => "a hold covers exactly one customer or one invoice",
+        "disputes_one_open_key" => "an invoice can have only one open dispute",
+        "promises_one_scope" => "a promise covers exactly one customer or one invoice",
+        "promises_amount_currency" => "a promised amount needs its currency",
+        "promises_amount_positive" => "a promised amount must be positive",
+        "promises_grace_days_nonnegative" => "a promise's grace days cannot be negative",
+        "dunning_steps_once" => "this dunning step is already recorded for the invoice",
+        "outbox_messages_org_key_key" => "a message with this key is already in the outbox",
+        "outbox_messages_status_known" => {
+            "message status must be queued, claimed, sending, sent, in_doubt, failed or cancelled"
+        }
+        "outbox_messages_channel_known" => "a message's channel must be email, sms or task",
+        "outbox_messages_attempts_nonnegative" => "a message's attempts cannot be negative",
+        "tasks_org_key_key" => "a task with this key already exists",
+        "tasks_kind_known" => {
+            "task kind must be step, unreachable, bounce, broken_promise, in_doubt or delivery_failed"
+        }
+        "tasks_status_known" => "task status must be open or done",
+        "charges_org_key_key" => "a charge with this key already exists",
+        "charges_kind_known" => "charge kind must be late_fee, interest or compensation",
+        "charges_amount_nonnegative" => "a charge amount cannot be negative",
+        "bounces_org_address_key" => "a bounce for this address is already recorded",
         other => return format!("the database refused the change (constraint {other})"),
     };
     rule.to_string()

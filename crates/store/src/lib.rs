@@ -11,10 +11,15 @@
 pub mod changeset;
 mod common;
 pub mod conformance;
+pub mod dunning;
+mod dunning_events;
+mod dunning_shared;
 pub mod error;
 pub mod events;
 pub mod postgres;
+mod postgres_dunning;
 pub mod sqlite;
+mod sqlite_dunning;
 pub mod testing;
 
 use arflow_domain::fx::FxRate;
@@ -26,6 +31,7 @@ use arflow_domain::money::Currency;
 use jiff::Timestamp;
 
 pub use changeset::{AppliedCounts, Change, ChangeSet};
+pub use dunning::{Claimed, DunningStore, OutboxFilter, PlannedWrite, Released, RunCounts};
 pub use error::StoreError;
 
 /// Which backend a store runs on.
@@ -50,7 +56,7 @@ pub struct EventFilter {
 
 /// The ledger's storage. Every method is scoped to one organization id; no
 /// method ever returns another organization's rows.
-pub trait Store: Send + Sync {
+pub trait Store: DunningStore + Send + Sync {
     fn backend(&self) -> Backend;
 
     /// The default organization, created by the first migration run if missing.

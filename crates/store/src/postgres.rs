@@ -34,7 +34,7 @@ use crate::{Backend, EventFilter, Store, StoreError};
 
 /// Rows per multi-row INSERT: big enough to amortise round trips, small
 /// enough to keep each statement's arrays modest.
-const CHUNK: usize = 5000;
+pub(crate) const CHUNK: usize = 5000;
 
 pub struct PostgresStore {
     pool: Pool<PostgresConnectionManager<NoTls>>,
@@ -45,7 +45,7 @@ type Param<'a> = &'a (dyn ToSql + Sync);
 
 /// PostgreSQL names the violated constraint, which is exactly what the
 /// migrations named after the rules in `error::constraint_message`.
-fn map_err(e: postgres::Error) -> StoreError {
+pub(crate) fn map_err(e: postgres::Error) -> StoreError {
     if let Some(db) = e.as_db_error()
         && (db.code() == &SqlState::UNIQUE_VIOLATION || db.code() == &SqlState::CHECK_VIOLATION)
         && let Some(name) = db.constraint()
@@ -66,32 +66,32 @@ fn pg_message(e: &postgres::Error) -> String {
     }
 }
 
-fn ts_to_sql(t: Timestamp) -> Result<SystemTime, StoreError> {
+pub(crate) fn ts_to_sql(t: Timestamp) -> Result<SystemTime, StoreError> {
     SystemTime::try_from(truncate_micros(t))
         .map_err(|e| StoreError::Database(format!("timestamp {t}: {e}")))
 }
 
-fn ts_from_sql(t: SystemTime) -> Result<Timestamp, StoreError> {
+pub(crate) fn ts_from_sql(t: SystemTime) -> Result<Timestamp, StoreError> {
     Timestamp::try_from(t).map_err(|e| corrupt("timestamp", e))
 }
 
 /// Reads a column without panicking on a type mismatch (`Row::get` would).
-fn g<'a, T: FromSql<'a>>(r: &'a Row, i: usize) -> Result<T, StoreError> {
+pub(crate) fn g<'a, T: FromSql<'a>>(r: &'a Row, i: usize) -> Result<T, StoreError> {
     r.try_get(i).map_err(|e| corrupt("column", e))
 }
 
-fn date_col(r: &Row, i: usize) -> Result<jiff::civil::Date, StoreError> {
+pub(crate) fn date_col(r: &Row, i: usize) -> Result<jiff::civil::Date, StoreError> {
     parse_date(r.try_get::<_, &str>(i).map_err(|e| corrupt("date", e))?)
 }
 
-fn opt_date_col(r: &Row, i: usize) -> Result<Option<jiff::civil::Date>, StoreError> {
+pub(crate) fn opt_date_col(r: &Row, i: usize) -> Result<Option<jiff::civil::Date>, StoreError> {
     r.try_get::<_, Option<&str>>(i)
         .map_err(|e| corrupt("date", e))?
         .map(parse_date)
         .transpose()
 }
 
-fn date_text(d: jiff::civil::Date) -> String {
+pub(crate) fn date_text(d: jiff::civil::Date) -> String {
     d.to_string()
 }
 
@@ -122,7 +122,7 @@ impl PostgresStore {
         Ok(store)
     }
 
-    fn conn(&self) -> Result<Conn, StoreError> {
+    pub(crate) fn conn(&self) -> Result<Conn, StoreError> {
         self.pool.get().map_err(StoreError::database)
     }
 

@@ -39,7 +39,7 @@ type Conn = PooledConnection<SqliteConnectionManager>;
 
 /// Maps a SQLite error to what it means. CHECK failures name the constraint;
 /// UNIQUE failures only name the columns, so those are mapped by table+columns.
-fn map_err(e: rusqlite::Error) -> StoreError {
+pub(crate) fn map_err(e: rusqlite::Error) -> StoreError {
     if let rusqlite::Error::SqliteFailure(f, Some(msg)) = &e
         && f.code == ErrorCode::ConstraintViolation
     {
@@ -54,6 +54,21 @@ fn map_err(e: rusqlite::Error) -> StoreError {
                 "credit_notes.org_id, credit_notes.number" => Some("credit_notes_org_number_key"),
                 "payments.org_id, payments.external_id" => Some("payments_org_external_id_key"),
                 "organizations.slug" => Some("organizations_slug_key"),
+                "policies.org_id, policies.name" => Some("policies_org_name_key"),
+                "policy_assignments.org_id, policy_assignments.scope_kind, policy_assignments.scope_key" => {
+                    Some("policy_assignments_org_scope_key")
+                }
+                // The partial unique index on open disputes.
+                "disputes.org_id, disputes.invoice_id" => Some("disputes_one_open_key"),
+                "dunning_steps.org_id, dunning_steps.invoice_id, dunning_steps.policy, dunning_steps.step" => {
+                    Some("dunning_steps_once")
+                }
+                "outbox_messages.org_id, outbox_messages.key" => {
+                    Some("outbox_messages_org_key_key")
+                }
+                "tasks.org_id, tasks.key" => Some("tasks_org_key_key"),
+                "charges.org_id, charges.key" => Some("charges_org_key_key"),
+                "bounces.org_id, bounces.address" => Some("bounces_org_address_key"),
                 _ => None,
             };
             if let Some(name) = name {
@@ -64,11 +79,11 @@ fn map_err(e: rusqlite::Error) -> StoreError {
     StoreError::database(e)
 }
 
-fn date_text(d: jiff::civil::Date) -> String {
+pub(crate) fn date_text(d: jiff::civil::Date) -> String {
     d.to_string()
 }
 
-fn ts_text(t: Timestamp) -> String {
+pub(crate) fn ts_text(t: Timestamp) -> String {
     truncate_micros(t).to_string()
 }
 
@@ -76,9 +91,9 @@ fn ts_text(t: Timestamp) -> String {
 /// default 2 MiB cache a large change set spills dirty pages into the WAL
 /// mid-transaction and reads them back on every B-tree descent; a
 /// million-row import spent most of its time doing exactly that.
-const WRITE_CACHE: &str = "PRAGMA cache_size = -262144";
+pub(crate) const WRITE_CACHE: &str = "PRAGMA cache_size = -262144";
 /// SQLite's default page cache (2 MiB).
-const READ_CACHE: &str = "PRAGMA cache_size = -2000";
+pub(crate) const READ_CACHE: &str = "PRAGMA cache_size = -2000";
 
 impl SqliteStore {
     /// Opens (creating if needed) the database file at `path`, applies pending
@@ -119,7 +134,7 @@ impl SqliteStore {
         Ok(store)
     }
 
-    fn conn(&self) -> Result<Conn, StoreError> {
+    pub(crate) fn conn(&self) -> Result<Conn, StoreError> {
         self.pool.get().map_err(StoreError::database)
     }
 

@@ -108,3 +108,112 @@ fn sqlite_bulk_apply_and_ledger_facts() {
     eprintln!("Ledger::new: {:?}", t.elapsed());
     assert_eq!(ledger.allocations_of(n - 1).len(), 1);
 }
+
+/// `record_run` of many messages (the benchmark target: 100k in well under
+/// 3 s on SQLite, release build), then the same run again (all already done).
+/// `ARFLOW_PERF_RUN_N=100000 cargo test --release -p arflow-store --test perf record_run -- --ignored --nocapture`
+#[test]
+#[ignore = "slow; run explicitly to measure"]
+fn sqlite_record_run() {
+    let now = Timestamp::from_second(1_718_000_000).expect("timestamp");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SqliteStore::open(&dir.path().join("perf.db"), now).expect("open");
+    record_run_timing(&store, now);
+}
+
+#[test]
+#[ignore = "slow; run explicitly to measure"]
+fn postgres_record_run() {
+    let (url, _guard) = match arflow_store::testing::fresh_postgres_url() {
+        Ok(Some(v)) => v,
+        Ok(None) => return,
+        Err(e) => panic!("{e}"),
+    };
+    let now = Timestamp::from_second(1_718_000_000).expect("timestamp");
+    let store = arflow_store::open(&url, now).expect("connect");
+    record_run_timing(store.as_ref(), now);
+}
+
+fn record_run_timing(store: &dyn Store, now: Timestamp) {
+    use arflow_domain::dunning::Channel;
+    use arflow_domain::dunning::records::{Charge, ChargeKind, StepKey};
+    use arflow_domain::money::Money;
+    use arflow_store::PlannedWrite;
+    use arflow_store::conformance::{outbox_message, step_record};
+
+    let n: usize = std::env::var("ARFLOW_PERF_RUN_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let org = store.default_organization().expect("org").id;
+    let customers = 1000;
+    let cs = ChangeSet {
+        customers: (0..customers)
+            .map(|i| Change::Insert(customer(&format!("C{i}"), "Perf", Currency::EUR)))
+            .collect(),
+        invoices: (0..n)
+            .map(|i| {
+                Change::Insert(invoice(
+                    &format!("INV-{i}"),
+                    &format!("C{}", i % customers),
+                    Currency::EUR,
+                    10_000,
+                    date(2024, 1, 1),
+                    date(2024, 1, 31),
+                ))
+            })
+            .collect(),
+        ..ChangeSet::default()
+    };
+    store.apply(org, &cs, "perf", now).expect("apply invoices");
+    let actions: Vec<PlannedWrite> = (0..n)
+        .map(|i| {
+            let number = format!("INV-{i}");
+            let customer = format!("C{}", i % customers);
+            PlannedWrite {
+                steps: vec![step_record(&number, StepKey::Sequence { step: 1 })],
+                message: Some(outbox_message(
+                    &format!("{number}:s1"),
+                    &customer,
+                    Channel::Email,
+                    &[&number],
+                    now,
+                )),
+                task: None,
+                // A late fee on every tenth invoice.
+                charges: if i % 10 == 0 {
+                    vec![Charge {
+                        key: format!("fee:{number}:s1"),
+                        invoice: number.clone(),
+                        kind: ChargeKind::LateFee,
+                        amount: Money::new(4_000, Currency::EUR),
+                        charged_on: date(2024, 6, 10),
+                        description: "Late fee".into(),
+                        created_at: now,
+                        waived_at: None,
+                        waived_by: None,
+                        waive_reason: None,
+                    }]
+                } else {
+                    vec![]
+                },
+            }
+        })
+        .collect();
+    let t = Instant::now();
+    let counts = store
+        .record_run(org, &actions, date(2024, 6, 10), "perf", now)
+        .expect("record run");
+    eprintln!(
+        "{:?} record_run of {n} messages: {:?} ({counts:?})",
+        store.backend(),
+        t.elapsed()
+    );
+    assert_eq!(counts.messages, n as u64);
+    let t = Instant::now();
+    let again = store
+        .record_run(org, &actions, date(2024, 6, 10), "perf", now)
+        .expect("record run again");
+    eprintln!("the same run again: {:?} ({again:?})", t.elapsed());
+    assert_eq!(again.already_done, n as u64);
+}
