@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+pub use crate::args_dunning::*;
+
 #[derive(Debug, Parser)]
 #[command(name = "arflow", version, about = "Self-hosted accounts-receivable collections", long_about = None)]
 pub struct Cli {
@@ -38,6 +40,28 @@ pub enum Command {
     Demo(DemoArgs),
     /// Exchange rates used to total other currencies in the base currency.
     Fx(FxArgs),
+    /// Dunning: plan and run reminders, settings, pause/resume.
+    Dunning(DunningArgs),
+    /// Dunning policies: validate, store, assign.
+    Policy(PolicyArgs),
+    /// Pause dunning for a customer or invoice.
+    Hold(HoldArgs),
+    /// Disputed invoices (dunning pauses while open).
+    Dispute(DisputeArgs),
+    /// Promises to pay (dunning pauses until the date plus grace).
+    Promise(PromiseArgs),
+    /// Messages queued, sent, failed or in doubt.
+    Outbox(OutboxArgs),
+    /// Work for people: calls, broken promises, unreachable customers.
+    Task(TaskArgs),
+    /// Late fees and statutory interest charged by reminders.
+    Charge(ChargeArgs),
+    /// Email addresses that bounce.
+    Bounce(BounceArgs),
+    /// Reminder templates.
+    Template(TemplateArgs),
+    /// Run the scheduler and deliver messages continuously.
+    Worker(WorkerArgs),
 }
 
 #[derive(Debug, Args)]

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// `postgres://…` or `sqlite://PATH`; default: the SQLite file in the data directory.
@@ -15,6 +15,27 @@ pub struct Config {
     pub import: ImportConfig,
     #[serde(default)]
     pub reports: ReportsConfig,
+    /// How customers reach the organization, shown in reminders.
+    #[serde(default)]
+    pub sender: SenderConfig,
+    /// Outgoing email; without it messages are written to DATA_DIR/mail.
+    pub email: Option<arflow_notify::email::EmailSettings>,
+    pub sms: Option<SmsConfig>,
+    /// A directory of templates overriding the shipped ones (same layout).
+    pub templates_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SenderConfig {
+    pub email: Option<String>,
+    pub phone: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmsConfig {
+    pub twilio: Option<arflow_notify::sms::TwilioSettings>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -74,6 +95,39 @@ pub fn template() -> &'static str {
 # aging_basis = "due-date"   # or "issue-date"
 # Standard DSO looks back over this many days.
 # dso_period_days = 90
+
+# How customers reach you; shown in reminders.
+[sender]
+# email = "accounts@example.com"
+# phone = "+44 20 7946 0000"
+
+# Outgoing email. Without an [email.smtp] section, messages are written as
+# .eml files to DATA_DIR/mail so you can read what would have been sent.
+# [email]
+# from = { name = "Example Ltd Accounts", address = "accounts@example.com" }
+# reply_to_domain = "replies.example.com"     # Reply-To: replies+TOKEN@...
+# bounce_domain = "bounces.example.com"       # envelope sender bounces+TOKEN@...
+# unsubscribe_base_url = "https://ar.example.com"
+# [email.smtp]
+# host = "smtp.example.com"
+# port = 587
+# security = "starttls"                       # "tls", "starttls" or "plain"
+# username = "accounts@example.com"
+# password = "..."
+# [email.dkim]
+# domain = "example.com"
+# selector = "arflow"
+# private_key_path = "/etc/arflow/dkim.pem"
+
+# SMS through Twilio (or a Twilio-compatible API).
+# [sms.twilio]
+# account_sid = "AC..."
+# auth_token = "..."
+# from = "+15005550006"
+# base_url = "https://api.twilio.com"
+
+# Override the shipped reminder templates (same layout as crates/notify/templates).
+# templates_dir = "templates"
 "#
 }
 

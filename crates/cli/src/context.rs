@@ -20,8 +20,25 @@ impl Clock for SystemClock {
     }
 }
 
+/// `ARFLOW_NOW` (an RFC 3339 instant) stops the clock there: for tests,
+/// demos and "what would happen on that day" runs. Unset: the system clock.
+fn clock_from_env() -> Result<Box<dyn Clock>> {
+    match std::env::var("ARFLOW_NOW") {
+        Ok(v) if !v.trim().is_empty() => {
+            let now: Timestamp = v.trim().parse().map_err(|e| {
+                anyhow::anyhow!(
+                    "ARFLOW_NOW '{v}' is not an instant (expected e.g. 2026-12-03T09:00:00Z): {e}"
+                )
+            })?;
+            Ok(Box::new(arflow_domain::clock::FixedClock(now)))
+        }
+        _ => Ok(Box::new(SystemClock)),
+    }
+}
+
 pub struct Context {
     pub config: Config,
+    pub data_dir: std::path::PathBuf,
     pub store: Box<dyn Store>,
     pub org: Organization,
     pub clock: Box<dyn Clock>,
@@ -40,12 +57,13 @@ impl Context {
     pub fn open(global: &GlobalArgs) -> Result<Context> {
         let (config, _path) = config::load(global.config.as_deref(), &global.data_dir)?;
         let url = database_url(global, &config);
-        let clock: Box<dyn Clock> = Box::new(SystemClock);
+        let clock = clock_from_env()?;
         let store = arflow_store::open(&url, clock.now())
             .with_context(|| format!("could not open the database at {}", redact(&url)))?;
         let org = store.default_organization()?;
         Ok(Context {
             config,
+            data_dir: global.data_dir.clone(),
             store,
             org,
             clock,
@@ -54,13 +72,16 @@ impl Context {
 
     /// Today's date in the organization's time zone.
     pub fn today(&self) -> Result<Date> {
-        let tz = TimeZone::get(&self.org.time_zone).with_context(|| {
+        Ok(self.org_tz()?.to_datetime(self.clock.now()).date())
+    }
+
+    pub fn org_tz(&self) -> Result<TimeZone> {
+        TimeZone::get(&self.org.time_zone).with_context(|| {
             format!(
                 "the organization's time zone '{}' is unknown",
                 self.org.time_zone
             )
-        })?;
-        Ok(tz.to_datetime(self.clock.now()).date())
+        })
     }
 
     pub fn actor(&self) -> String {
@@ -90,6 +111,23 @@ pub fn parse_date_arg(flag: &str, value: &str) -> Result<Date> {
         .trim()
         .parse::<Date>()
         .map_err(|e| anyhow::anyhow!("{flag} '{value}' is not a date (expected YYYY-MM-DD): {e}"))
+}
+
+/// Parses "1200.00 EUR" (a decimal point, then an ISO 4217 code) given on the command line.
+pub fn parse_money_arg(flag: &str, value: &str) -> Result<arflow_domain::money::Money> {
+    use arflow_domain::money::{Currency, DecimalStyle, Money};
+    let parts: Vec<&str> = value.split_whitespace().collect();
+    let [amount, code] = parts[..] else {
+        anyhow::bail!(
+            "{flag} '{value}' is not an amount with its currency (expected e.g. \"1200.00 EUR\")"
+        );
+    };
+    let currency = Currency::parse(code).map_err(|e| anyhow::anyhow!("{flag} '{value}': {e}"))?;
+    let style = DecimalStyle {
+        decimal: '.',
+        thousands: None,
+    };
+    Money::parse(amount, currency, style).map_err(|e| anyhow::anyhow!("{flag} '{value}': {e}"))
 }
 
 #[cfg(test)]

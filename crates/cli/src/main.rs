@@ -2,9 +2,11 @@
 //! command, and turns any error into one clear message (never a backtrace).
 
 mod args;
+mod args_dunning;
 mod commands;
 mod config;
 mod context;
+mod delivery;
 mod output;
 
 use std::process::ExitCode;

@@ -1,104 +1,11 @@
 //! End-to-end tests of the `arflow` binary against a real store: a SQLite file
 //! by default, or a fresh PostgreSQL database with ARFLOW_TEST_BACKEND=postgres.
 
-use std::io::Write;
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-use arflow_store::testing::{DropGuard, fresh_postgres_url};
-use serde_json::Value;
-
-/// One isolated arflow installation: a data directory and, on PostgreSQL, its own database.
-struct Env {
-    dir: tempfile::TempDir,
-    database_url: Option<String>,
-    _guard: Option<DropGuard>,
-}
-
-impl Env {
-    /// `None` when the PostgreSQL backend was asked for but no server is there
-    /// (the skip has been reported).
-    fn new() -> Option<Env> {
-        let dir = tempfile::tempdir().expect("tempdir");
-        if std::env::var("ARFLOW_TEST_BACKEND").as_deref() == Ok("postgres") {
-            match fresh_postgres_url() {
-                Ok(Some((url, guard))) => Some(Env {
-                    dir,
-                    database_url: Some(url),
-                    _guard: Some(guard),
-                }),
-                Ok(None) => None,
-                Err(e) => panic!("{e}"),
-            }
-        } else {
-            Some(Env {
-                dir,
-                database_url: None,
-                _guard: None,
-            })
-        }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn cmd(&self, args: &[&str]) -> Output {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_arflow"));
-        c.arg("--data-dir").arg(self.dir.path().join("data"));
-        c.env_remove("ARFLOW_DATABASE_URL")
-            .env_remove("ARFLOW_DATA_DIR")
-            .env_remove("ARFLOW_CONFIG")
-            .env("RUST_BACKTRACE", "1");
-        if let Some(url) = &self.database_url {
-            c.arg("--database-url").arg(url);
-        }
-        c.args(args).output().expect("run arflow")
-    }
-
-    /// Runs and expects success; returns stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.cmd(args);
-        assert!(
-            out.status.success(),
-            "arflow {args:?} failed:\n{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).expect("utf-8 output")
-    }
-
-    /// Runs and expects failure; returns stderr.
-    fn fails(&self, args: &[&str]) -> String {
-        let out = self.cmd(args);
-        assert!(
-            !out.status.success(),
-            "arflow {args:?} should have failed:\n{}",
-            String::from_utf8_lossy(&out.stdout)
-        );
-        let err = String::from_utf8(out.stderr).expect("utf-8 output");
-        assert!(
-            !err.contains("panicked") && !err.contains("stack backtrace"),
-            "a user error must not panic:\n{err}"
-        );
-        err
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        serde_json::from_str(&self.ok(args)).expect("JSON output")
-    }
-
-    fn write(&self, name: &str, content: &str) -> PathBuf {
-        let p = self.dir.path().join(name);
-        let mut f = std::fs::File::create(&p).expect("create file");
-        f.write_all(content.as_bytes()).expect("write file");
-        p
-    }
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
+use support::{Env, s};
 
 fn ibm_file() -> Option<PathBuf> {
     arflow_store::testing::ibm_ar_sample()

@@ -38,6 +38,105 @@ fn new_token() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The write for one planned action: its message rendered (or its task
+/// worded), its step records and charges.
+fn write_for_action(
+    snapshot: &Snapshot,
+    action: &PlannedAction,
+    renderer: &dyn Renderer,
+) -> Result<Option<PlannedWrite>, DunningError> {
+    let now = snapshot.now;
+    let Some(customer) = snapshot.customer(&action.customer) else {
+        return Ok(None);
+    };
+    let token = new_token();
+    let req = RenderRequest {
+        org: &snapshot.org,
+        customer,
+        action,
+        token: &token,
+    };
+    let render_err = |message: String| DunningError::Render {
+        template: action.template.clone(),
+        locale: action.locale.clone(),
+        customer: action.customer.clone(),
+        message,
+    };
+    let (message, task) = match (action.channel, action.recipient.as_ref()) {
+        (Channel::Email | Channel::Sms, Some(recipient)) => {
+            let rendered = renderer.render_message(&req).map_err(render_err)?;
+            let message = OutboxMessage {
+                key: action.key.clone(),
+                customer: action.customer.clone(),
+                channel: action.channel,
+                contact: action.contact.clone(),
+                recipient: recipient.clone(),
+                policy: action.policy.clone(),
+                step: action.step,
+                template: action.template.clone(),
+                locale: action.locale.clone(),
+                currency: action.currency,
+                invoices: action.invoices.clone(),
+                subject: rendered.subject,
+                body_text: rendered.text,
+                body_html: if action.channel == Channel::Email {
+                    rendered.html
+                } else {
+                    None
+                },
+                token,
+                time_zone: action.time_zone.clone(),
+                not_before: action.send_at,
+                created_at: now,
+                status: MessageStatus::Queued,
+                attempts: 0,
+                next_attempt_at: action.send_at,
+                claimed_by: None,
+                lease_until: None,
+                last_error: None,
+                provider_id: None,
+                sent_at: None,
+            };
+            (Some(message), None)
+        }
+        _ => {
+            let (title, detail) = if action.requested_channel == Channel::Task {
+                renderer.render_task(&req).map_err(render_err)?
+            } else {
+                unreachable_task_text(&snapshot.org, customer, action)
+            };
+            let kind = if action.requested_channel == Channel::Task {
+                TaskKind::Step
+            } else {
+                TaskKind::Unreachable
+            };
+            let task = Task {
+                key: action.key.clone(),
+                kind,
+                customer: action.customer.clone(),
+                invoices: action.invoices.iter().map(|i| i.number.clone()).collect(),
+                title,
+                detail,
+                due_on: action.local_date,
+                created_at: now,
+                status: TaskStatus::Open,
+                assignee: customer.collector.clone(),
+                snoozed_until: None,
+                completed_at: None,
+                completed_by: None,
+                message_key: None,
+            };
+            (None, Some(task))
+        }
+    };
+    Ok(Some(PlannedWrite {
+        steps: action.steps.clone(),
+        message,
+        task,
+        charges: action.charges.clone(),
+    }))
+}
+
 /// Turns a plan into the writes `record_run` performs.
 pub fn writes_for(
     snapshot: &Snapshot,
@@ -46,96 +145,35 @@ pub fn writes_for(
 ) -> Result<Vec<PlannedWrite>, DunningError> {
     let now = snapshot.now;
     let mut writes = Vec::with_capacity(plan.actions.len() + plan.skipped.len());
-    for action in &plan.actions {
-        let Some(customer) = snapshot.customer(&action.customer) else {
-            continue;
-        };
-        let token = new_token();
-        let req = RenderRequest {
-            org: &snapshot.org,
-            customer,
-            action,
-            token: &token,
-        };
-        let render_err = |message: String| DunningError::Render {
-            template: action.template.clone(),
-            locale: action.locale.clone(),
-            customer: action.customer.clone(),
-            message,
-        };
-        let (message, task) = match (action.channel, action.recipient.as_ref()) {
-            (Channel::Email | Channel::Sms, Some(recipient)) => {
-                let rendered = renderer.render_message(&req).map_err(render_err)?;
-                let message = OutboxMessage {
-                    key: action.key.clone(),
-                    customer: action.customer.clone(),
-                    channel: action.channel,
-                    contact: action.contact.clone(),
-                    recipient: recipient.clone(),
-                    policy: action.policy.clone(),
-                    step: action.step,
-                    template: action.template.clone(),
-                    locale: action.locale.clone(),
-                    currency: action.currency,
-                    invoices: action.invoices.clone(),
-                    subject: rendered.subject,
-                    body_text: rendered.text,
-                    body_html: if action.channel == Channel::Email {
-                        rendered.html
-                    } else {
-                        None
-                    },
-                    token,
-                    time_zone: action.time_zone.clone(),
-                    not_before: action.send_at,
-                    created_at: now,
-                    status: MessageStatus::Queued,
-                    attempts: 0,
-                    next_attempt_at: action.send_at,
-                    claimed_by: None,
-                    lease_until: None,
-                    last_error: None,
-                    provider_id: None,
-                    sent_at: None,
-                };
-                (Some(message), None)
-            }
-            _ => {
-                let (title, detail) = if action.requested_channel == Channel::Task {
-                    renderer.render_task(&req).map_err(render_err)?
-                } else {
-                    unreachable_task_text(&snapshot.org, customer, action)
-                };
-                let kind = if action.requested_channel == Channel::Task {
-                    TaskKind::Step
-                } else {
-                    TaskKind::Unreachable
-                };
-                let task = Task {
-                    key: action.key.clone(),
-                    kind,
-                    customer: action.customer.clone(),
-                    invoices: action.invoices.iter().map(|i| i.number.clone()).collect(),
-                    title,
-                    detail,
-                    due_on: action.local_date,
-                    created_at: now,
-                    status: TaskStatus::Open,
-                    assignee: customer.collector.clone(),
-                    snoozed_until: None,
-                    completed_at: None,
-                    completed_by: None,
-                    message_key: None,
-                };
-                (None, Some(task))
-            }
-        };
-        writes.push(PlannedWrite {
-            steps: action.steps.clone(),
-            message,
-            task,
-            charges: action.charges.clone(),
+    // Rendering dominates a big run and each message is independent: split
+    // the actions over the machine's cores, keeping their order.
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8);
+    let chunk = plan.actions.len().div_ceil(threads).max(256);
+    let rendered: Vec<Result<Vec<Option<PlannedWrite>>, DunningError>> =
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = plan
+                .actions
+                .chunks(chunk)
+                .map(|part| {
+                    scope.spawn(move || {
+                        part.iter()
+                            .map(|a| write_for_action(snapshot, a, renderer))
+                            .collect::<Result<Vec<_>, _>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                })
+                .collect()
         });
+    for part in rendered {
+        writes.extend(part?.into_iter().flatten());
     }
     for skipped in &plan.skipped {
         writes.push(PlannedWrite {

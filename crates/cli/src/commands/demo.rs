@@ -91,7 +91,14 @@ pub fn run(ctx: &Context, args: &DemoArgs) -> Result<()> {
             csv: false,
         },
     };
-    report::run(ctx, &summary)
+    report::run(ctx, &summary)?;
+    println!(
+        "\nNext: `arflow dunning plan` shows which reminder each open invoice is due for and why; \
+         `arflow dunning run` queues them and `arflow worker --once` delivers them \
+         (to {} while no SMTP server is configured).",
+        ctx.data_dir.join("mail").display()
+    );
+    Ok(())
 }
 
 /// Approximate value of one unit in US dollars, scaled by 10^6; the demo's

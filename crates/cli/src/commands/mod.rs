@@ -1,10 +1,16 @@
 //! One module per command.
 
 mod demo;
+mod dunning;
 mod fx;
 mod import;
 mod init;
+mod outbox;
+mod pauses;
+mod policy;
 mod report;
+mod template;
+mod worker;
 
 use anyhow::Result;
 
@@ -18,5 +24,20 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Report(a) => report::run(&Context::open(&cli.global)?, &a),
         Command::Demo(a) => demo::run(&Context::open(&cli.global)?, &a),
         Command::Fx(a) => fx::run(&Context::open(&cli.global)?, &a),
+        Command::Dunning(a) => dunning::run(&Context::open(&cli.global)?, &a),
+        // Validating files needs no database.
+        Command::Policy(crate::args::PolicyArgs {
+            command: crate::args::PolicyCommand::Validate { files },
+        }) => policy::validate(&files),
+        Command::Policy(a) => policy::run(&Context::open(&cli.global)?, &a),
+        Command::Hold(a) => pauses::hold(&Context::open(&cli.global)?, &a),
+        Command::Dispute(a) => pauses::dispute(&Context::open(&cli.global)?, &a),
+        Command::Promise(a) => pauses::promise(&Context::open(&cli.global)?, &a),
+        Command::Outbox(a) => outbox::outbox(&Context::open(&cli.global)?, &a),
+        Command::Task(a) => outbox::task(&Context::open(&cli.global)?, &a),
+        Command::Charge(a) => outbox::charge(&Context::open(&cli.global)?, &a),
+        Command::Bounce(a) => outbox::bounce(&Context::open(&cli.global)?, &a),
+        Command::Template(a) => template::run(&Context::open(&cli.global)?, &a),
+        Command::Worker(a) => worker::run(&Context::open(&cli.global)?, &a),
     }
 }
