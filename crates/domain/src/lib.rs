@@ -12,6 +12,7 @@ pub mod fx;
 pub mod ledger;
 pub mod model;
 pub mod money;
+pub mod predict;
 
 pub use jiff::civil::Date;
 pub use money::{Currency, DecimalStyle, Money, MoneyError};
