@@ -197,7 +197,9 @@ pub enum Decision<'a> {
     Due {
         step: StepRef<'a>,
         action: usize,
-        /// Days after the step's date (catch-up), 0 when on time.
+        /// Days the step is late because dunning did not run when it came
+        /// due (catch-up); 0 when on time, and when the step's date is older
+        /// than the first run (the invoice simply starts at this step).
         days_late: i64,
     },
     /// The next step is due but contact hygiene (or a window that never
@@ -1257,7 +1259,7 @@ fn next_step<'a>(
                     key,
                     step_index: i,
                     step,
-                    days_late: days_between(on, today),
+                    days_late: days_between(on.max(started_on), today),
                 },
             };
         }
@@ -1316,7 +1318,7 @@ fn next_step<'a>(
                 key,
                 step_index: i,
                 step,
-                days_late: days_between(on, today),
+                days_late: days_between(on.max(started_on), today),
             },
         };
     }
@@ -1355,7 +1357,7 @@ fn next_step<'a>(
                     key,
                     step_index: last_index,
                     step: last_step,
-                    days_late: days_between(on, today),
+                    days_late: days_between(on.max(started_on), today),
                 },
             };
         }

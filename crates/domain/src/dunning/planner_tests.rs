@@ -564,6 +564,11 @@ fn when_dunning_starts_an_old_invoice_begins_at_its_latest_due_step() {
     let p = w.plan();
     assert_eq!(p.actions.len(), 1, "{p:#?}");
     assert_eq!(p.actions[0].template, "overdue_15");
+    // Starting at a step is not catching up on it.
+    assert!(matches!(
+        World::decision(&p, "I1"),
+        Decision::Due { days_late: 0, .. }
+    ));
     let steps: Vec<_> = p.actions[0]
         .steps
         .iter()
