@@ -92,6 +92,7 @@ pub fn run_all(store: &dyn Store) {
     tenants_are_isolated(store, org.id);
     organization_can_be_updated(store, &org);
     dunning_works(store);
+    models_are_versioned_per_org(store);
 }
 
 pub fn default_organization_exists(store: &dyn Store) -> Organization {
@@ -3534,4 +3535,95 @@ pub fn concurrent_workers_and_runs(store: &dyn Store) {
     all.dedup();
     assert_eq!(all.len(), total, "a message was claimed twice");
     assert_eq!(total, N);
+}
+
+/// Prediction models: versions increase per organization, the latest is read
+/// back byte for byte, each save logs `model.trained`, organizations never
+/// see each other's models; alert tasks (kind `alert`) are written once per key.
+pub fn models_are_versioned_per_org(store: &dyn Store) {
+    let a = seed_dunning_org(store, "models-a");
+    let b = store
+        .create_organization("models-b", "Models B", Currency::USD, "UTC", now())
+        .expect("create organization")
+        .id;
+    assert_eq!(store.latest_model(a).expect("latest"), None);
+    assert!(store.models(a).expect("models").is_empty());
+    let card1 = r#"{"version":"arflow-predict/1","invoices":120}"#;
+    let card2 = r#"{"version":"arflow-predict/1","invoices":150}"#;
+    let model2 = r#"{"card":{"invoices":150},"trees":[1.5,-2.25e-7,"ünïcødé"]}"#;
+    assert_eq!(
+        store
+            .save_model(a, card1, "{\"m\":1}", ACTOR, now())
+            .expect("save 1"),
+        1
+    );
+    let later = at_after(now(), 86_400);
+    assert_eq!(
+        store
+            .save_model(a, card2, model2, ACTOR, later)
+            .expect("save 2"),
+        2
+    );
+    assert_eq!(
+        store
+            .save_model(b, card1, "{\"m\":\"b\"}", ACTOR, now())
+            .expect("save b"),
+        1
+    );
+    let latest = store.latest_model(a).expect("latest").expect("a model");
+    assert_eq!(latest.version, 2);
+    assert_eq!(latest.created_at, later);
+    assert_eq!(latest.card, card2);
+    assert_eq!(latest.model, model2);
+    let listed = store.models(a).expect("models");
+    assert_eq!(
+        listed.iter().map(|m| m.version).collect::<Vec<_>>(),
+        vec![2, 1]
+    );
+    assert_eq!(listed[1].card, card1);
+    assert_eq!(listed[1].created_at, now());
+    // Tenant isolation: b sees only its own model.
+    let in_b = store.latest_model(b).expect("latest b").expect("b's model");
+    assert_eq!((in_b.version, in_b.model.as_str()), (1, "{\"m\":\"b\"}"));
+    assert_eq!(store.models(b).expect("models b").len(), 1);
+    let trained = events_of(store, a, "model.trained");
+    assert_eq!(trained.len(), 2, "one event per saved model");
+    assert!(trained.iter().any(|e| e.entity_key == "2"));
+    assert!(events_of(store, b, "model.trained").len() == 1);
+    // An unknown organization is an error, not a new tenant.
+    expect_not_found(
+        store.save_model(i64::MAX, card1, "{}", ACTOR, now()),
+        "organization",
+    );
+
+    // Alert tasks go through record_run and are deduplicated by key.
+    let task = Task {
+        kind: TaskKind::Alert,
+        title: "INV-1 unpaid past the customer's usual time".into(),
+        ..step_task("alert:late_vs_usual:INV-1:2024-W24", "C1", &["INV-1"])
+    };
+    let write = planned(Vec::new(), None, Some(task.clone()), Vec::new());
+    let first = store
+        .record_run(a, std::slice::from_ref(&write), today(), ACTOR, now())
+        .expect("record alert");
+    assert_eq!((first.tasks, first.already_done), (1, 0));
+    let again = store
+        .record_run(a, &[write], today(), ACTOR, now())
+        .expect("record alert again");
+    assert_eq!((again.tasks, again.already_done), (0, 1));
+    let alerts: Vec<Task> = store
+        .tasks(a, true)
+        .expect("tasks")
+        .into_iter()
+        .map(|t| t.record)
+        .filter(|t| t.kind == TaskKind::Alert)
+        .collect();
+    assert_eq!(alerts, vec![task]);
+    assert!(
+        store
+            .tasks(b, true)
+            .expect("tasks b")
+            .iter()
+            .all(|t| t.record.kind != TaskKind::Alert)
+    );
 }

@@ -164,7 +164,8 @@ pub trait DunningStore: Send + Sync {
     /// Writes every action in one transaction: for each action, its step
     /// records, message, task and charges, or nothing of it when one of its
     /// step records or keys already exists. Also sets
-    /// `DunningSettings::started_on` to `today` if it was unset, and logs one
+    /// `DunningSettings::started_on` to `today` if it was unset and the run
+    /// recorded at least one step, and logs one
     /// `dunning.run` event with the counts plus a `message.queued` /
     /// `task.created` / `charge.created` event per record.
     fn record_run(

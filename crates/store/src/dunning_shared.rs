@@ -209,40 +209,12 @@ fn channel_name(c: Channel) -> &'static str {
     }
 }
 
-/// An open task without invoices or message; callers fill those in.
-fn open_task(
-    key: String,
-    kind: TaskKind,
-    customer: &str,
-    title: String,
-    detail: String,
-    today: Date,
-    now: Timestamp,
-) -> Task {
-    Task {
-        key,
-        kind,
-        customer: customer.to_owned(),
-        invoices: Vec::new(),
-        title,
-        detail,
-        due_on: today,
-        created_at: now,
-        status: TaskStatus::Open,
-        assignee: None,
-        snoozed_until: None,
-        completed_at: None,
-        completed_by: None,
-        message_key: None,
-    }
-}
-
 /// The task a message gets when its worker vanished while sending it. One
 /// per in-doubt episode: a message confirmed not delivered can be retried
 /// and end in doubt again, hence the attempt number in the key.
 pub(crate) fn in_doubt_task(id: i64, m: &OutboxMessage, today: Date, now: Timestamp) -> Task {
     let channel = channel_name(m.channel);
-    let task = open_task(
+    let task = Task::open(
         format!("in_doubt:{}:{}", m.key, m.attempts),
         TaskKind::InDoubt,
         &m.customer,
@@ -276,7 +248,7 @@ pub(crate) fn delivery_failed_task(
     now: Timestamp,
 ) -> Task {
     let channel = channel_name(m.channel);
-    let task = open_task(
+    let task = Task::open(
         format!("delivery_failed:{}", m.key),
         TaskKind::DeliveryFailed,
         &m.customer,
@@ -305,7 +277,7 @@ pub(crate) fn bounce_task(
     today: Date,
     now: Timestamp,
 ) -> Task {
-    open_task(
+    Task::open(
         format!("bounce:{address}:{customer}:{}", now.as_microsecond()),
         TaskKind::Bounce,
         customer,

@@ -100,9 +100,11 @@ pub fn constraint_message(constraint: &str) -> String {
         "outbox_messages_attempts_nonnegative" => "a message's attempts cannot be negative",
         "tasks_org_key_key" => "a task with this key already exists",
         "tasks_kind_known" => {
-            "task kind must be step, unreachable, bounce, broken_promise, in_doubt or delivery_failed"
+            "task kind must be step, unreachable, bounce, broken_promise, in_doubt, delivery_failed or alert"
         }
         "tasks_status_known" => "task status must be open or done",
+        "models_org_version_key" => "a model with this version already exists",
+        "models_version_positive" => "model versions start at 1",
         "charges_org_key_key" => "a charge with this key already exists",
         "charges_kind_known" => "charge kind must be late_fee, interest or compensation",
         "charges_amount_nonnegative" => "a charge amount cannot be negative",

@@ -18,8 +18,11 @@ pub mod error;
 pub mod events;
 pub mod postgres;
 mod postgres_dunning;
+mod postgres_predict;
+pub mod predict;
 pub mod sqlite;
 mod sqlite_dunning;
+mod sqlite_predict;
 pub mod testing;
 
 use arflow_domain::fx::FxRate;
@@ -33,6 +36,7 @@ use jiff::Timestamp;
 pub use changeset::{AppliedCounts, Change, ChangeSet};
 pub use dunning::{Claimed, DunningStore, OutboxFilter, PlannedWrite, Released, RunCounts};
 pub use error::StoreError;
+pub use predict::{ModelInfo, PredictStore, StoredModel};
 
 /// Which backend a store runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,7 +60,7 @@ pub struct EventFilter {
 
 /// The ledger's storage. Every method is scoped to one organization id; no
 /// method ever returns another organization's rows.
-pub trait Store: DunningStore + Send + Sync {
+pub trait Store: DunningStore + PredictStore + Send + Sync {
     fn backend(&self) -> Backend;
 
     /// The default organization, created by the first migration run if missing.

@@ -40,7 +40,7 @@ type Param<'a> = &'a (dyn ToSql + Sync);
 /// bounces reported by a provider).
 const SYSTEM_ACTOR: &str = "arflow";
 
-fn ts(t: Timestamp) -> Result<SystemTime, StoreError> {
+pub(crate) fn ts(t: Timestamp) -> Result<SystemTime, StoreError> {
     ts_to_sql(t)
 }
 
@@ -48,7 +48,7 @@ fn opt_ts(t: Option<Timestamp>) -> Result<Option<SystemTime>, StoreError> {
     t.map(ts_to_sql).transpose()
 }
 
-fn ts_col(r: &Row, i: usize) -> Result<Timestamp, StoreError> {
+pub(crate) fn ts_col(r: &Row, i: usize) -> Result<Timestamp, StoreError> {
     ts_from_sql(g(r, i)?)
 }
 
@@ -56,7 +56,7 @@ fn opt_ts_col(r: &Row, i: usize) -> Result<Option<Timestamp>, StoreError> {
     g::<Option<SystemTime>>(r, i)?.map(ts_from_sql).transpose()
 }
 
-fn query<C: GenericClient, T>(
+pub(crate) fn query<C: GenericClient, T>(
     c: &mut C,
     sql: &str,
     params: &[Param<'_>],
@@ -114,7 +114,7 @@ fn insert_events<C: GenericClient>(
     Ok(())
 }
 
-fn insert_event<C: GenericClient>(
+pub(crate) fn insert_event<C: GenericClient>(
     c: &mut C,
     org: i64,
     actor: &str,
@@ -125,7 +125,10 @@ fn insert_event<C: GenericClient>(
 }
 
 /// The organization's slug and time zone; `NotFound` if it does not exist.
-fn organization<C: GenericClient>(c: &mut C, org: i64) -> Result<(String, String), StoreError> {
+pub(crate) fn organization<C: GenericClient>(
+    c: &mut C,
+    org: i64,
+) -> Result<(String, String), StoreError> {
     query_opt(
         c,
         "SELECT slug, time_zone FROM organizations WHERE id = $1",
@@ -1807,7 +1810,9 @@ fn record_run_in(
     // of one organization then agree on who set `started_on`.
     let (slug, _) = lock_organization(tx, org)?;
     let before = load_settings(tx, org)?.unwrap_or_default();
-    if before.started_on.is_none() {
+    // Only a run that records steps starts dunning; one that only opens
+    // tasks (alerts, broken promises) does not.
+    if before.started_on.is_none() && counts.step_records > 0 {
         let after = DunningSettings {
             started_on: Some(today),
             ..before.clone()

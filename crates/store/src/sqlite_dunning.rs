@@ -40,7 +40,7 @@ const SYSTEM_ACTOR: &str = "arflow";
 /// thousands of timestamps and jiff's general-purpose printer was a large
 /// part of its time; years outside 0..=9999 (never met in practice) take
 /// that printer, which does not keep the width.
-fn ts(t: Timestamp) -> String {
+pub(crate) fn ts(t: Timestamp) -> String {
     let t = truncate_micros(t);
     let dt = jiff::tz::Offset::UTC.to_datetime(t);
     let Ok(year) = u32::try_from(dt.year()) else {
@@ -79,7 +79,7 @@ fn opt_ts(t: Option<Timestamp>) -> Option<String> {
     t.map(ts)
 }
 
-fn col<T: FromSql>(r: &Row<'_>, i: usize) -> Result<T, StoreError> {
+pub(crate) fn col<T: FromSql>(r: &Row<'_>, i: usize) -> Result<T, StoreError> {
     r.get(i).map_err(|e| corrupt("column", e))
 }
 
@@ -91,7 +91,7 @@ fn text_ref<'r>(r: &'r Row<'_>, i: usize) -> Result<&'r str, StoreError> {
         .map_err(|e| corrupt("column", e))
 }
 
-fn ts_col(r: &Row<'_>, i: usize) -> Result<Timestamp, StoreError> {
+pub(crate) fn ts_col(r: &Row<'_>, i: usize) -> Result<Timestamp, StoreError> {
     parse_timestamp(&col::<String>(r, i)?)
 }
 
@@ -113,7 +113,7 @@ fn opt_date_col(r: &Row<'_>, i: usize) -> Result<Option<Date>, StoreError> {
         .transpose()
 }
 
-fn query<T>(
+pub(crate) fn query<T>(
     conn: &Connection,
     sql: &str,
     params: impl Params,
@@ -137,7 +137,7 @@ fn query_opt<T>(
     Ok(query(conn, sql, params, f)?.into_iter().next())
 }
 
-fn insert_event(
+pub(crate) fn insert_event(
     conn: &Connection,
     org: i64,
     actor: &str,
@@ -168,7 +168,7 @@ fn insert_event(
 }
 
 /// The organization's slug and time zone; `NotFound` if it does not exist.
-fn organization(conn: &Connection, org: i64) -> Result<(String, String), StoreError> {
+pub(crate) fn organization(conn: &Connection, org: i64) -> Result<(String, String), StoreError> {
     query_opt(
         conn,
         "SELECT slug, time_zone FROM organizations WHERE id = ?1",
@@ -1788,7 +1788,9 @@ fn record_run_in(
     drop(insert);
 
     let before = load_settings(tx, org)?.unwrap_or_default();
-    if before.started_on.is_none() {
+    // Only a run that records steps starts dunning; one that only opens
+    // tasks (alerts, broken promises) does not.
+    if before.started_on.is_none() && counts.step_records > 0 {
         let after = DunningSettings {
             started_on: Some(today),
             ..before.clone()

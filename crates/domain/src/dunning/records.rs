@@ -299,6 +299,10 @@ pub enum TaskKind {
     InDoubt,
     /// A message failed permanently.
     DeliveryFailed,
+    /// An exception alert from prediction (`arflow alerts`): an invoice past
+    /// its customer's usual pay time, a shift in behaviour, a large invoice
+    /// nobody has contacted, a dunning step that did not fire, a bounce spike.
+    Alert,
 }
 
 impl TaskKind {
@@ -309,6 +313,7 @@ impl TaskKind {
         TaskKind::BrokenPromise,
         TaskKind::InDoubt,
         TaskKind::DeliveryFailed,
+        TaskKind::Alert,
     ];
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -318,6 +323,7 @@ impl TaskKind {
             TaskKind::BrokenPromise => "broken_promise",
             TaskKind::InDoubt => "in_doubt",
             TaskKind::DeliveryFailed => "delivery_failed",
+            TaskKind::Alert => "alert",
         }
     }
     pub fn parse(s: &str) -> Option<TaskKind> {
@@ -352,6 +358,37 @@ pub struct Task {
     pub completed_by: Option<String>,
     /// The outbox message the task is about (in-doubt, failed), if any.
     pub message_key: Option<String>,
+}
+
+impl Task {
+    /// A new open task: unassigned, about no invoice or message (set those
+    /// with struct update syntax where they apply).
+    pub fn open(
+        key: String,
+        kind: TaskKind,
+        customer: &str,
+        title: String,
+        detail: String,
+        due_on: Date,
+        created_at: Timestamp,
+    ) -> Task {
+        Task {
+            key,
+            kind,
+            customer: customer.to_owned(),
+            invoices: Vec::new(),
+            title,
+            detail,
+            due_on,
+            created_at,
+            status: TaskStatus::Open,
+            assignee: None,
+            snoozed_until: None,
+            completed_at: None,
+            completed_by: None,
+            message_key: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
