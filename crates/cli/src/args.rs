@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 pub use crate::args_dunning::*;
+pub use crate::args_predict::*;
 
 #[derive(Debug, Parser)]
 #[command(name = "arflow", version, about = "Self-hosted accounts-receivable collections", long_about = None)]
@@ -62,6 +63,14 @@ pub enum Command {
     Template(TemplateArgs),
     /// Run the scheduler and deliver messages continuously.
     Worker(WorkerArgs),
+    /// Payment prediction: train, score open invoices, evaluate, list models.
+    Predict(PredictArgs),
+    /// 13-week cash forecast from the predicted pay dates (and its backtest).
+    Forecast(ForecastArgs),
+    /// Customers and invoices ranked by priority (expected cost of waiting), with reasons.
+    Worklist(WorklistArgs),
+    /// Exception alerts (each becomes an `alert` task).
+    Alerts(AlertsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -115,6 +124,8 @@ pub enum ReportName {
     RollRates,
     /// Collection rate by segment and invoices that moved from current to overdue.
     Collections,
+    /// A short plain-language summary for owners.
+    Brief,
 }
 
 #[derive(Debug, Args)]

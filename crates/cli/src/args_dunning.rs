@@ -391,4 +391,8 @@ pub struct WorkerArgs {
     /// Skip planning: only deliver what is queued.
     #[arg(long)]
     pub deliver_only: bool,
+    /// Do not retrain the payment model (by default it is retrained when
+    /// older than 7 days, or first trained once 50 invoices are settled).
+    #[arg(long)]
+    pub no_retrain: bool,
 }

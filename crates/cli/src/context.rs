@@ -22,7 +22,7 @@ impl Clock for SystemClock {
 
 /// `ARFLOW_NOW` (an RFC 3339 instant) stops the clock there: for tests,
 /// demos and "what would happen on that day" runs. Unset: the system clock.
-fn clock_from_env() -> Result<Box<dyn Clock>> {
+pub(crate) fn clock_from_env() -> Result<Box<dyn Clock>> {
     match std::env::var("ARFLOW_NOW") {
         Ok(v) if !v.trim().is_empty() => {
             let now: Timestamp = v.trim().parse().map_err(|e| {

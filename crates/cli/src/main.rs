@@ -3,6 +3,7 @@
 
 mod args;
 mod args_dunning;
+mod args_predict;
 mod commands;
 mod config;
 mod context;

@@ -6,16 +6,21 @@
 //!   transaction (`arflow dunning run`);
 //! - [`deliver`]: claims queued messages and hands them to email or SMS, with
 //!   retries, backoff and the in-doubt rule;
-//! - [`worker`]: runs both on a schedule (`arflow worker`, and later inside
+//! - [`predict`]: payment prediction on the store's data (models stored
+//!   and retrained), [`alerts`]: exception alerts that become tasks;
+//! - [`worker`]: runs both (and retraining) on a schedule (`arflow worker`, and later inside
 //!   `arflow serve`).
 
+pub mod alerts;
 pub mod deliver;
+pub mod predict;
 pub mod render;
 pub mod run;
 pub mod snapshot;
 pub mod worker;
 
 use arflow_domain::dunning::planner::PlanError;
+use arflow_domain::predict::PredictError;
 use arflow_store::StoreError;
 
 pub use deliver::{Courier, DeliveryOptions, DeliveryReport, deliver_batch};
@@ -29,6 +34,8 @@ pub enum DunningError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Plan(#[from] PlanError),
+    #[error(transparent)]
+    Predict(#[from] PredictError),
     #[error("the stored policy '{name}' is invalid:\n  {}", errors.join("\n  "))]
     StoredPolicy { name: String, errors: Vec<String> },
     #[error("time zone '{zone}' is unknown: {message}")]

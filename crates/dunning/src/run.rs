@@ -7,7 +7,7 @@
 
 use arflow_domain::dunning::planner::{Plan, PlannedAction};
 use arflow_domain::dunning::policy::Channel;
-use arflow_domain::dunning::records::{MessageStatus, OutboxMessage, Task, TaskKind, TaskStatus};
+use arflow_domain::dunning::records::{MessageStatus, OutboxMessage, Task, TaskKind};
 use arflow_domain::model::{Customer, Organization};
 use arflow_domain::money::Money;
 use arflow_store::{PlannedWrite, RunCounts, Store};
@@ -111,20 +111,17 @@ fn write_for_action(
                 TaskKind::Unreachable
             };
             let task = Task {
-                key: action.key.clone(),
-                kind,
-                customer: action.customer.clone(),
                 invoices: action.invoices.iter().map(|i| i.number.clone()).collect(),
-                title,
-                detail,
-                due_on: action.local_date,
-                created_at: now,
-                status: TaskStatus::Open,
                 assignee: customer.collector.clone(),
-                snoozed_until: None,
-                completed_at: None,
-                completed_by: None,
-                message_key: None,
+                ..Task::open(
+                    action.key.clone(),
+                    kind,
+                    &action.customer,
+                    title,
+                    detail,
+                    action.local_date,
+                    now,
+                )
             };
             (None, Some(task))
         }
@@ -195,27 +192,24 @@ pub fn writes_for(
             steps: Vec::new(),
             message: None,
             task: Some(Task {
-                key: format!("broken_promise:{}", broken.promise),
-                kind: TaskKind::BrokenPromise,
-                customer: broken.customer.clone(),
                 invoices: broken.invoices.clone(),
-                title: format!("{name} broke a promise to pay"),
-                detail: format!(
-                    "{name} promised to pay {amount} by {} and had not by the end of the grace period ({}). Invoices: {}. Call them to agree a new date, or escalate.",
-                    broken.promised_on,
-                    broken.broken_on,
-                    broken.invoices.join(", ")
-                ),
-                due_on: broken.broken_on,
-                created_at: now,
-                status: TaskStatus::Open,
                 assignee: snapshot
                     .customer(&broken.customer)
                     .and_then(|c| c.collector.clone()),
-                snoozed_until: None,
-                completed_at: None,
-                completed_by: None,
-                message_key: None,
+                ..Task::open(
+                    format!("broken_promise:{}", broken.promise),
+                    TaskKind::BrokenPromise,
+                    &broken.customer,
+                    format!("{name} broke a promise to pay"),
+                    format!(
+                        "{name} promised to pay {amount} by {} and had not by the end of the grace period ({}). Invoices: {}. Call them to agree a new date, or escalate.",
+                        broken.promised_on,
+                        broken.broken_on,
+                        broken.invoices.join(", ")
+                    ),
+                    broken.broken_on,
+                    now,
+                )
             }),
             charges: Vec::new(),
         });

@@ -9,6 +9,7 @@ use arflow_store::Store;
 use jiff::{SignedDuration, Timestamp};
 
 use crate::deliver::{Courier, DeliveryOptions, LedgerCache, deliver_batch};
+use crate::predict::{Retrain, retrain_if_due};
 use crate::render::Renderer;
 use crate::run::run;
 
@@ -22,6 +23,9 @@ pub struct WorkerOptions {
     pub delivery: DeliveryOptions,
     /// Do one planning run and deliver until nothing is claimable, then stop.
     pub once: bool,
+    /// At each planning pass, retrain the payment model when it is due
+    /// (see [`crate::predict::retrain_if_due`]).
+    pub retrain: bool,
 }
 
 impl Default for WorkerOptions {
@@ -31,6 +35,7 @@ impl Default for WorkerOptions {
             idle: Duration::from_secs(5),
             delivery: DeliveryOptions::default(),
             once: false,
+            retrain: true,
         }
     }
 }
@@ -76,6 +81,16 @@ pub fn run_worker(
                         }
                     }
                     Err(e) => log.error(&format!("{}: dunning run failed: {e}", org.slug)),
+                }
+                if opts.retrain {
+                    match retrain_if_due(store, org, now, &actor) {
+                        Ok(Retrain::Trained { version, invoices }) => log.info(&format!(
+                            "{}: trained payment model version {version} on {invoices} settled invoices",
+                            org.slug
+                        )),
+                        Ok(_) => {}
+                        Err(e) => log.error(&format!("{}: retraining failed: {e}", org.slug)),
+                    }
                 }
             }
             next_plan = now.checked_add(opts.plan_every).ok();

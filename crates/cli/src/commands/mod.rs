@@ -1,5 +1,7 @@
 //! One module per command.
 
+mod alerts;
+mod brief;
 mod demo;
 mod dunning;
 mod fx;
@@ -8,6 +10,7 @@ mod init;
 mod outbox;
 mod pauses;
 mod policy;
+mod predict;
 mod report;
 mod template;
 mod worker;
@@ -39,5 +42,25 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Bounce(a) => outbox::bounce(&Context::open(&cli.global)?, &a),
         Command::Template(a) => template::run(&Context::open(&cli.global)?, &a),
         Command::Worker(a) => worker::run(&Context::open(&cli.global)?, &a),
+        // Evaluating a CSV file works in a throwaway store of its own.
+        Command::Predict(crate::args::PredictArgs {
+            command:
+                crate::args::PredictCommand::Evaluate {
+                    data: Some(data),
+                    mapping,
+                    split_date,
+                    json,
+                },
+        }) => predict::evaluate_file(
+            &cli.global,
+            &data,
+            mapping.as_deref(),
+            split_date.as_deref(),
+            json,
+        ),
+        Command::Predict(a) => predict::run(&Context::open(&cli.global)?, &a),
+        Command::Forecast(a) => predict::forecast(&Context::open(&cli.global)?, &a),
+        Command::Worklist(a) => predict::worklist(&Context::open(&cli.global)?, &a),
+        Command::Alerts(a) => alerts::run(&Context::open(&cli.global)?, &a),
     }
 }

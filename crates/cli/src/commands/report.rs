@@ -39,16 +39,10 @@ pub fn run(ctx: &Context, args: &ReportArgs) -> Result<()> {
     };
     let segment = args.segment.as_deref();
     let aging_config = aging_config(ctx)?;
-    let dso_config = DsoConfig {
-        period_days: ctx
-            .config
-            .reports
-            .dso_period_days
-            .unwrap_or(DsoConfig::default().period_days),
-        ..DsoConfig::default()
-    };
+    let dso_config = dso_config(ctx);
     let fmt = args.format;
     match args.report {
+        ReportName::Brief => crate::commands::brief::run(ctx, as_of, fmt.json),
         ReportName::Aging => {
             let r = aging(&ledger, &conv, as_of, segment, &aging_config)
                 .context("could not compute the aging report")?;
@@ -214,7 +208,18 @@ pub fn run(ctx: &Context, args: &ReportArgs) -> Result<()> {
     }
 }
 
-fn aging_config(ctx: &Context) -> Result<AgingConfig> {
+pub(crate) fn dso_config(ctx: &Context) -> DsoConfig {
+    DsoConfig {
+        period_days: ctx
+            .config
+            .reports
+            .dso_period_days
+            .unwrap_or(DsoConfig::default().period_days),
+        ..DsoConfig::default()
+    }
+}
+
+pub(crate) fn aging_config(ctx: &Context) -> Result<AgingConfig> {
     let mut config = AgingConfig::default();
     if let Some(b) = &ctx.config.reports.aging_boundaries {
         // The config lists the upper bounds after "current"; the domain wants 0
@@ -236,7 +241,7 @@ fn aging_config(ctx: &Context) -> Result<AgingConfig> {
     Ok(config)
 }
 
-fn print_json(v: &Value) -> Result<()> {
+pub(crate) fn print_json(v: &Value) -> Result<()> {
     println!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
 }
@@ -254,12 +259,12 @@ fn opt_pct(v: Option<f64>) -> String {
 }
 
 /// Ratios in JSON: numbers rounded to 2 decimals, or null when undefined.
-fn ratio_json(v: Option<f64>) -> Value {
+pub(crate) fn ratio_json(v: Option<f64>) -> Value {
     v.map(|x| json!((x * 100.0).round() / 100.0))
         .unwrap_or(Value::Null)
 }
 
-fn amount(minor: i64, c: Currency) -> Value {
+pub(crate) fn amount(minor: i64, c: Currency) -> Value {
     Value::String(format_minor(minor, c))
 }
 
@@ -512,7 +517,7 @@ fn cei_table(r: &CeiReport) {
     println!("CEI = (beginning + sales - ending) / (beginning + sales - ending current) x 100");
 }
 
-fn summary_json(s: &Summary) -> Value {
+pub(crate) fn summary_json(s: &Summary) -> Value {
     let c = s.currency;
     json!({
         "report": "summary",

@@ -46,6 +46,7 @@ pub fn run(ctx: &Context, args: &WorkerArgs) -> Result<()> {
             ..DeliveryOptions::default()
         },
         once: args.once,
+        retrain: !args.no_retrain && !args.deliver_only,
     };
     // Delivery serves every organization; planning the ones listed here.
     let orgs = if args.deliver_only {
