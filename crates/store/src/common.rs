@@ -36,6 +36,10 @@ pub(crate) const SQLITE_MIGRATIONS: &[Migration] = &[
         version: 4,
         sql: include_str!("../migrations/sqlite/0004_models.sql"),
     },
+    Migration {
+        version: 5,
+        sql: include_str!("../migrations/sqlite/0005_outbox_token.sql"),
+    },
 ];
 
 pub(crate) const POSTGRES_MIGRATIONS: &[Migration] = &[
@@ -54,6 +58,10 @@ pub(crate) const POSTGRES_MIGRATIONS: &[Migration] = &[
     Migration {
         version: 4,
         sql: include_str!("../migrations/postgres/0004_models.sql"),
+    },
+    Migration {
+        version: 5,
+        sql: include_str!("../migrations/postgres/0005_outbox_token.sql"),
     },
 ];
 

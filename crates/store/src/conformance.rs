@@ -21,7 +21,7 @@ use jiff::civil::{Date, date};
 
 use crate::{
     Change, ChangeSet, Claimed, EventFilter, OutboxFilter, PlannedWrite, Released, RunCounts,
-    Store, StoreError,
+    Store, StoreError, Unsubscribed,
 };
 
 const ACTOR: &str = "conformance";
@@ -1759,6 +1759,7 @@ pub fn dunning_works(store: &dyn Store) {
     tasks_and_charges_close_once(store, a);
     bounces_open_tasks(store, a);
     dunning_tenants_are_isolated(store, a, &first_run);
+    one_click_unsubscribe(store, a);
     concurrent_workers_and_runs(store);
 }
 
@@ -3230,6 +3231,91 @@ pub fn tasks_and_charges_close_once(store: &dyn Store, org: i64) {
             waive_reason: Some("goodwill".into()),
             ..fee.record.clone()
         }
+    );
+}
+
+/// RFC 8058 one-click unsubscribe by a message's token: the customer's
+/// contacts at the recipient address (whatever its case) stop getting email,
+/// once, logged; other contacts and customers are untouched.
+pub fn one_click_unsubscribe(store: &dyn Store, org: i64) {
+    // The link is clicked in an email that has gone out.
+    let msg = OutboxMessage {
+        contact: Some("K2".into()),
+        recipient: "Billing@C2.example".into(),
+        status: MessageStatus::Sent,
+        sent_at: Some(now()),
+        provider_id: Some("<sent@example>".into()),
+        ..outbox_message("unsub-1", "C2", Channel::Email, &["INV-3"], now())
+    };
+    let write = PlannedWrite {
+        steps: Vec::new(),
+        message: Some(msg),
+        task: None,
+        charges: Vec::new(),
+    };
+    store
+        .record_run(org, &[write], today(), ACTOR, now())
+        .expect("queue a message to unsubscribe from");
+    assert_eq!(
+        store
+            .unsubscribe("no-such-token", now())
+            .expect("unknown token"),
+        None
+    );
+    let opted_out = |key: &str| {
+        store
+            .contacts(org)
+            .expect("contacts")
+            .into_iter()
+            .find(|c| c.external_id == key)
+            .map(|c| c.preferences.email_opt_out)
+            .expect("contact")
+    };
+    assert!(!opted_out("K2"));
+    let t = at(7 * HOUR);
+    let done = store
+        .unsubscribe("tok-unsub-1", t)
+        .expect("unsubscribe")
+        .expect("a known token");
+    assert_eq!(
+        done,
+        Unsubscribed {
+            org,
+            customer: "C2".into(),
+            address: "Billing@C2.example".into(),
+            changed: true,
+        }
+    );
+    assert!(opted_out("K2"));
+    assert!(
+        !opted_out("K3"),
+        "another address of the same customer keeps email"
+    );
+    assert!(!opted_out("K1"), "another customer keeps email");
+    let again = store
+        .unsubscribe("tok-unsub-1", at(8 * HOUR))
+        .expect("unsubscribe again")
+        .expect("a known token");
+    assert!(!again.changed, "a repeated click changes nothing");
+    let events: Vec<Event> = store
+        .events(
+            org,
+            &EventFilter {
+                entity_type: Some("contact".into()),
+                entity_key: Some("K2".into()),
+                ..EventFilter::default()
+            },
+        )
+        .expect("events")
+        .into_iter()
+        .filter(|e| e.kind == "contact.unsubscribed")
+        .collect();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].customer.as_deref(), Some("C2"));
+    assert!(
+        events[0].summary.contains("Billing@C2.example"),
+        "{}",
+        events[0].summary
     );
 }
 

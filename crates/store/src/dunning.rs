@@ -68,6 +68,18 @@ pub struct Claimed {
     pub message: Stored<OutboxMessage>,
 }
 
+/// What [`DunningStore::unsubscribe`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Unsubscribed {
+    pub org: i64,
+    /// The customer's external id.
+    pub customer: String,
+    /// The address that no longer receives reminder emails.
+    pub address: String,
+    /// False when it was already opted out (a repeated click changes nothing).
+    pub changed: bool,
+}
+
 /// What [`DunningStore::release_expired_leases`] did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Released {
@@ -277,6 +289,14 @@ pub trait DunningStore: Send + Sync {
         actor: &str,
         now: Timestamp,
     ) -> Result<(), StoreError>;
+
+    /// One-click unsubscribe (RFC 8058) by an email's secret token: every
+    /// contact of the message's customer whose address is the message's
+    /// recipient is opted out of email, each logged as `contact.unsubscribed`
+    /// with the diff. Works across organizations (the token is the only key a
+    /// recipient has); `None` for a token no email carries. Repeating it
+    /// changes nothing and logs nothing.
+    fn unsubscribe(&self, token: &str, now: Timestamp) -> Result<Option<Unsubscribed>, StoreError>;
 
     fn bounces(&self, org: i64) -> Result<Vec<Bounce>, StoreError>;
     /// Records a bounce for `address` (case-insensitive) and opens a

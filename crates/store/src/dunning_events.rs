@@ -462,6 +462,18 @@ pub(crate) fn bounce_cleared(before: &Bounce, after: &Bounce) -> NewEvent {
     )
 }
 
+/// A contact opted out of email through a message's one-click link.
+pub(crate) fn contact_unsubscribed(contact: &str, customer: &str, address: &str) -> NewEvent {
+    new(
+        "contact.unsubscribed",
+        "contact",
+        contact.to_string(),
+        Some(customer),
+        format!("{address} unsubscribed from reminder emails with the one-click link"),
+        json!({"changes": {"email_opt_out": {"from": false, "to": true}}}),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

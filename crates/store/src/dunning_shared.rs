@@ -540,3 +540,7 @@ pub(crate) fn for_each_run_event(
     }
     Ok(())
 }
+
+/// Who the event log names for a one-click unsubscribe: the recipient,
+/// known only by the link they used.
+pub(crate) const UNSUBSCRIBE_ACTOR: &str = "recipient (unsubscribe link)";

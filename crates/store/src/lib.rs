@@ -34,7 +34,9 @@ use arflow_domain::money::Currency;
 use jiff::Timestamp;
 
 pub use changeset::{AppliedCounts, Change, ChangeSet};
-pub use dunning::{Claimed, DunningStore, OutboxFilter, PlannedWrite, Released, RunCounts};
+pub use dunning::{
+    Claimed, DunningStore, OutboxFilter, PlannedWrite, Released, RunCounts, Unsubscribed,
+};
 pub use error::StoreError;
 pub use predict::{ModelInfo, PredictStore, StoredModel};
 

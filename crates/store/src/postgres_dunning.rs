@@ -23,8 +23,11 @@ use postgres::{GenericClient, Row, Transaction};
 
 use crate::StoreError;
 use crate::common::{corrupt, parse_currency, truncate_micros, unknown};
-use crate::dunning::{Claimed, DunningStore, OutboxFilter, PlannedWrite, Released, RunCounts};
+use crate::dunning::{
+    Claimed, DunningStore, OutboxFilter, PlannedWrite, Released, RunCounts, Unsubscribed,
+};
 use crate::dunning_events as ev;
+use crate::dunning_shared::UNSUBSCRIBE_ACTOR;
 use crate::dunning_shared::{
     self as sh, CLAIMED_OR_SENDING, RunTable, RunWriter, WorkerChange, check_worker, conflict,
     from_json, not_found, to_json,
@@ -1734,6 +1737,56 @@ impl DunningStore for PostgresStore {
                 &[&ts(now)?, &org, &address],
             )?;
             insert_event(tx, org, actor, now, ev::bounce_cleared(&before, &after))
+        })
+    }
+
+    fn unsubscribe(&self, token: &str, now: Timestamp) -> Result<Option<Unsubscribed>, StoreError> {
+        let now = truncate_micros(now);
+        self.write(|tx| {
+            let found = query_opt(
+                tx,
+                "SELECT m.org_id, m.customer_id, c.external_id, m.recipient FROM outbox_messages m
+                 JOIN customers c ON c.id = m.customer_id
+                 WHERE m.token = $1 AND m.channel = 'email'
+                 ORDER BY m.id DESC LIMIT 1",
+                &[&token],
+                |r| {
+                    Ok((
+                        g::<i64>(r, 0)?,
+                        g::<i64>(r, 1)?,
+                        g::<String>(r, 2)?,
+                        g::<String>(r, 3)?,
+                    ))
+                },
+            )?;
+            let Some((org, customer_id, customer, address)) = found else {
+                return Ok(None);
+            };
+            // Row locks: two clicks at once opt out (and log) once.
+            let keys: Vec<String> = query(
+                tx,
+                "SELECT external_id FROM contacts WHERE org_id = $1 AND customer_id = $2
+                 AND lower(trim(email)) = lower($3) AND NOT email_opt_out
+                 ORDER BY external_id FOR UPDATE",
+                &[&org, &customer_id, &address],
+                |r| g::<String>(r, 0),
+            )?;
+            execute(
+                tx,
+                "UPDATE contacts SET email_opt_out = TRUE WHERE org_id = $1 AND customer_id = $2
+                 AND lower(trim(email)) = lower($3) AND NOT email_opt_out",
+                &[&org, &customer_id, &address],
+            )?;
+            for key in &keys {
+                let e = ev::contact_unsubscribed(key, &customer, &address);
+                insert_event(tx, org, UNSUBSCRIBE_ACTOR, now, e)?;
+            }
+            Ok(Some(Unsubscribed {
+                org,
+                customer,
+                address,
+                changed: !keys.is_empty(),
+            }))
         })
     }
 }

@@ -22,8 +22,11 @@ use crate::StoreError;
 use crate::common::{
     corrupt, parse_currency, parse_date, parse_timestamp, truncate_micros, unknown,
 };
-use crate::dunning::{Claimed, DunningStore, OutboxFilter, PlannedWrite, Released, RunCounts};
+use crate::dunning::{
+    Claimed, DunningStore, OutboxFilter, PlannedWrite, Released, RunCounts, Unsubscribed,
+};
 use crate::dunning_events as ev;
+use crate::dunning_shared::UNSUBSCRIBE_ACTOR;
 use crate::dunning_shared::{
     self as sh, CLAIMED_OR_SENDING, RunTable, RunWriter, WorkerChange, check_worker, conflict,
     from_json, not_found, to_json,
@@ -1691,6 +1694,65 @@ impl DunningStore for SqliteStore {
             )
             .map_err(map_err)?;
             insert_event(tx, org, actor, now, &ev::bounce_cleared(&before, &after))
+        })
+    }
+
+    fn unsubscribe(&self, token: &str, now: Timestamp) -> Result<Option<Unsubscribed>, StoreError> {
+        let now = truncate_micros(now);
+        self.write(|tx| {
+            let found = tx
+                .query_row(
+                    "SELECT m.org_id, m.customer_id, c.external_id, m.recipient FROM outbox_messages m
+                     JOIN customers c ON c.id = m.customer_id
+                     WHERE m.token = ?1 AND m.channel = 'email'
+                 ORDER BY m.id DESC LIMIT 1",
+                    params![token],
+                    |r| {
+                        Ok((
+                            r.get::<_, i64>(0)?,
+                            r.get::<_, i64>(1)?,
+                            r.get::<_, String>(2)?,
+                            r.get::<_, String>(3)?,
+                        ))
+                    },
+                )
+                .map(Some)
+                .or_else(|e| match e {
+                    r2d2_sqlite::rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                    e => Err(e),
+                })
+                .map_err(map_err)?;
+            let Some((org, customer_id, customer, address)) = found else {
+                return Ok(None);
+            };
+            let keys: Vec<String> = {
+                let mut stmt = tx
+                    .prepare(
+                        "SELECT external_id FROM contacts WHERE org_id = ?1 AND customer_id = ?2
+                         AND lower(trim(email)) = lower(?3) AND email_opt_out = 0 ORDER BY external_id",
+                    )
+                    .map_err(map_err)?;
+                let rows = stmt
+                    .query_map(params![org, customer_id, address], |r| r.get(0))
+                    .map_err(map_err)?;
+                rows.collect::<Result<_, _>>().map_err(map_err)?
+            };
+            tx.execute(
+                "UPDATE contacts SET email_opt_out = 1 WHERE org_id = ?1 AND customer_id = ?2
+                 AND lower(trim(email)) = lower(?3) AND email_opt_out = 0",
+                params![org, customer_id, address],
+            )
+            .map_err(map_err)?;
+            for key in &keys {
+                let e = ev::contact_unsubscribed(key, &customer, &address);
+                insert_event(tx, org, UNSUBSCRIBE_ACTOR, now, &e)?;
+            }
+            Ok(Some(Unsubscribed {
+                org,
+                customer,
+                address,
+                changed: !keys.is_empty(),
+            }))
         })
     }
 }
