@@ -63,6 +63,8 @@ pub enum Command {
     Template(TemplateArgs),
     /// Run the scheduler and deliver messages continuously.
     Worker(WorkerArgs),
+    /// Serve HTTP (health, one-click unsubscribe) with the worker running inside.
+    Serve(ServeArgs),
     /// Payment prediction: train, score open invoices, evaluate, list models.
     Predict(PredictArgs),
     /// 13-week cash forecast from the predicted pay dates (and its backtest).

@@ -396,3 +396,16 @@ pub struct WorkerArgs {
     #[arg(long)]
     pub no_retrain: bool,
 }
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "ARFLOW_BIND", default_value = "127.0.0.1")]
+    pub bind: String,
+    /// Port to listen on (0: any free port, printed at start).
+    #[arg(long, env = "ARFLOW_PORT", default_value_t = 8080)]
+    pub port: u16,
+    /// Do not run the dunning worker inside the server (run `arflow worker` beside it).
+    #[arg(long)]
+    pub no_worker: bool,
+}

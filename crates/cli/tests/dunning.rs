@@ -353,3 +353,78 @@ fn template_preview_renders_for_a_customer() {
     let err = env.fails(&["template", "preview", "overdue_7", "--customer", "ZZ"]);
     assert!(err.contains("ZZ"), "{err}");
 }
+
+#[test]
+fn serve_answers_one_click_unsubscribe_and_stops_on_sigterm() {
+    use std::io::BufRead;
+    let Some(env) = setup() else { return };
+    env.ok_at(NOW, &["dunning", "run"]);
+    let outbox = env.json(&["outbox", "list", "--json"]);
+    let message = outbox
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["customer"] == "C1")
+        .unwrap();
+    let token = message["token"].as_str().unwrap().to_string();
+
+    let mut server = env
+        .command()
+        .args(["serve", "--port", "0", "--no-worker"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start arflow serve");
+    let mut lines = std::io::BufReader::new(server.stderr.take().unwrap()).lines();
+    let base = loop {
+        let line = lines
+            .next()
+            .expect("a line from the server")
+            .expect("utf-8");
+        if let Some(rest) = line.split("listening on ").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    let http: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .build()
+        .into();
+    assert_eq!(
+        http.get(format!("{base}/healthz")).call().unwrap().status(),
+        200
+    );
+    let done = http
+        .post(format!("{base}/u/{token}"))
+        .content_type("application/x-www-form-urlencoded")
+        .send("List-Unsubscribe=One-Click")
+        .unwrap();
+    assert_eq!(done.status(), 200);
+
+    // The next plan treats the address as opted out: a task instead of email.
+    let plan = env.json_at("2026-12-20T09:00:00Z", &["dunning", "plan", "--json"]);
+    let c1 = plan["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["customer"] == "C1")
+        .unwrap_or_else(|| panic!("{plan:#}"));
+    assert_eq!(c1["channel"], "task", "{c1:#}");
+    assert!(
+        c1["fallback_reason"]
+            .as_str()
+            .unwrap()
+            .contains("opted out of email"),
+        "{c1:#}"
+    );
+
+    // SIGTERM: a clean stop.
+    let pid = i32::try_from(server.id()).expect("pid");
+    // SAFETY: sending a signal to our own child process.
+    unsafe {
+        libc::kill(pid, libc::SIGTERM);
+    }
+    let status = server.wait().expect("wait");
+    assert!(status.success(), "{status:?}");
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(rest.iter().any(|l| l.contains("stopped")), "{rest:?}");
+}

@@ -12,6 +12,7 @@ mod pauses;
 mod policy;
 mod predict;
 mod report;
+mod serve;
 mod template;
 mod worker;
 
@@ -42,6 +43,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Bounce(a) => outbox::bounce(&Context::open(&cli.global)?, &a),
         Command::Template(a) => template::run(&Context::open(&cli.global)?, &a),
         Command::Worker(a) => worker::run(&Context::open(&cli.global)?, &a),
+        Command::Serve(a) => serve::run(Context::open(&cli.global)?, &a),
         // Evaluating a CSV file works in a throwaway store of its own.
         Command::Predict(crate::args::PredictArgs {
             command:

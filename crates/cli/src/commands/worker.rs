@@ -13,7 +13,7 @@ use crate::args::WorkerArgs;
 use crate::context::Context;
 use crate::delivery;
 
-struct StderrLog;
+pub(crate) struct StderrLog;
 
 impl WorkerLog for StderrLog {
     fn info(&mut self, message: &str) {
