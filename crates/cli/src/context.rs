@@ -115,19 +115,7 @@ pub fn parse_date_arg(flag: &str, value: &str) -> Result<Date> {
 
 /// Parses "1200.00 EUR" (a decimal point, then an ISO 4217 code) given on the command line.
 pub fn parse_money_arg(flag: &str, value: &str) -> Result<arflow_domain::money::Money> {
-    use arflow_domain::money::{Currency, DecimalStyle, Money};
-    let parts: Vec<&str> = value.split_whitespace().collect();
-    let [amount, code] = parts[..] else {
-        anyhow::bail!(
-            "{flag} '{value}' is not an amount with its currency (expected e.g. \"1200.00 EUR\")"
-        );
-    };
-    let currency = Currency::parse(code).map_err(|e| anyhow::anyhow!("{flag} '{value}': {e}"))?;
-    let style = DecimalStyle {
-        decimal: '.',
-        thousands: None,
-    };
-    Money::parse(amount, currency, style).map_err(|e| anyhow::anyhow!("{flag} '{value}': {e}"))
+    arflow_domain::money::Money::parse_tagged(value).map_err(|e| anyhow::anyhow!("{flag}: {e}"))
 }
 
 #[cfg(test)]

@@ -39,6 +39,8 @@ pub enum MoneyError {
     Overflow { value: String },
     #[error("currency mismatch: {left} and {right}")]
     CurrencyMismatch { left: Currency, right: Currency },
+    #[error("'{0}' is not an amount with its currency (expected e.g. \"15.00 EUR\")")]
+    NotTagged(String),
 }
 
 impl Currency {
@@ -156,6 +158,21 @@ impl Money {
         style: DecimalStyle,
     ) -> Result<Money, MoneyError> {
         parse_minor(value, currency, style).map(|minor| Money { minor, currency })
+    }
+
+    /// Parses the written form used in policies and on the command line
+    /// (and produced by `Display`): a decimal amount with a decimal point,
+    /// whitespace, then an ISO 4217 code, e.g. "15.00 EUR", "1500 JPY".
+    pub fn parse_tagged(text: &str) -> Result<Money, MoneyError> {
+        let parts: Vec<&str> = text.split_whitespace().collect();
+        let [amount, code] = parts[..] else {
+            return Err(MoneyError::NotTagged(text.to_string()));
+        };
+        let style = DecimalStyle {
+            decimal: '.',
+            thousands: None,
+        };
+        Money::parse(amount, Currency::parse(code)?, style)
     }
 
     /// The amount as a decimal string in major units, e.g. "1234.50", "-7", "0.125".
@@ -358,6 +375,26 @@ mod tests {
             Currency::parse("ABC"),
             Err(MoneyError::UnknownCurrency(_))
         ));
+    }
+
+    #[test]
+    fn parses_the_tagged_form_and_explains_what_is_wrong() {
+        let eur = Currency::parse("EUR").unwrap();
+        assert_eq!(Money::parse_tagged("15.00 EUR"), Ok(Money::new(1_500, eur)));
+        assert_eq!(
+            Money::parse_tagged(" 1500  JPY "),
+            Ok(Money::new(1_500, Currency::parse("JPY").unwrap()))
+        );
+        assert_eq!(
+            Money::parse_tagged("15.00").unwrap_err().to_string(),
+            "'15.00' is not an amount with its currency (expected e.g. \"15.00 EUR\")"
+        );
+        assert!(matches!(
+            Money::parse_tagged("15.00 EURO"),
+            Err(MoneyError::UnknownCurrency(_))
+        ));
+        // A decimal point only: "1,50 EUR" is not 150.00.
+        assert!(Money::parse_tagged("1,50 EUR").is_err());
     }
 
     #[test]

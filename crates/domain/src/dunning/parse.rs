@@ -10,7 +10,7 @@ use toml::de::{DeTable, DeValue};
 use super::policy::{
     Anchor, Channel, Conditions, Consolidation, Fee, Policy, Repeat, Step, Tone, due_offsets,
 };
-use crate::money::{Currency, DecimalStyle, Money};
+use crate::money::{Currency, Money, MoneyError};
 
 const ROOT_KEYS: &[&str] = &["name", "consolidation", "steps", "repeat"];
 const STEP_KEYS: &[&str] = &[
@@ -350,23 +350,7 @@ impl Cx<'_> {
     /// "15.00 EUR": a decimal amount with a decimal point, then an ISO 4217 code.
     fn money(&mut self, v: &Value<'_>, path: &str) -> Option<Money> {
         let s = self.string(v, path)?;
-        let parts: Vec<&str> = s.split_whitespace().collect();
-        let [amount, code] = parts[..] else {
-            let message =
-                format!("'{s}' is not an amount with its currency (expected e.g. \"15.00 EUR\")");
-            self.push(v.span(), path, PolicyErrorKind::InvalidValue, message);
-            return None;
-        };
-        let result = Currency::parse(code).and_then(|c| {
-            Money::parse(
-                amount,
-                c,
-                DecimalStyle {
-                    decimal: '.',
-                    thousands: None,
-                },
-            )
-        });
+        let result = Money::parse_tagged(s);
         match result {
             Ok(m) if m.minor < 0 => {
                 let message = format!("'{s}' is negative (expected an amount of 0 or more)");
@@ -374,6 +358,10 @@ impl Cx<'_> {
                 None
             }
             Ok(m) => Some(m),
+            Err(e @ MoneyError::NotTagged(_)) => {
+                self.push(v.span(), path, PolicyErrorKind::InvalidValue, e.to_string());
+                None
+            }
             Err(e) => {
                 let message = format!("'{s}': {e} (expected e.g. \"15.00 EUR\")");
                 self.push(v.span(), path, PolicyErrorKind::InvalidValue, message);
