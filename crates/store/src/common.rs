@@ -40,6 +40,10 @@ pub(crate) const SQLITE_MIGRATIONS: &[Migration] = &[
         version: 5,
         sql: include_str!("../migrations/sqlite/0005_outbox_token.sql"),
     },
+    Migration {
+        version: 6,
+        sql: include_str!("../migrations/sqlite/0006_accounts.sql"),
+    },
 ];
 
 pub(crate) const POSTGRES_MIGRATIONS: &[Migration] = &[
@@ -62,6 +66,10 @@ pub(crate) const POSTGRES_MIGRATIONS: &[Migration] = &[
     Migration {
         version: 5,
         sql: include_str!("../migrations/postgres/0005_outbox_token.sql"),
+    },
+    Migration {
+        version: 6,
+        sql: include_str!("../migrations/postgres/0006_accounts.sql"),
     },
 ];
 

@@ -20,8 +20,9 @@ use jiff::Timestamp;
 use jiff::civil::{Date, date};
 
 use crate::{
-    Change, ChangeSet, Claimed, EventFilter, OutboxFilter, PlannedWrite, Released, RunCounts,
-    Store, StoreError, Unsubscribed,
+    ApiToken, Change, ChangeSet, Claimed, EventFilter, IdempotentReply, NewApiToken, NewUser, Note,
+    OutboxFilter, PlannedWrite, Released, Role, RunCounts, Scope as TokenScope, Session, Store,
+    StoreError, Unsubscribed, User,
 };
 
 const ACTOR: &str = "conformance";
@@ -93,6 +94,7 @@ pub fn run_all(store: &dyn Store) {
     organization_can_be_updated(store, &org);
     dunning_works(store);
     models_are_versioned_per_org(store);
+    accounts_work(store);
 }
 
 pub fn default_organization_exists(store: &dyn Store) -> Organization {
@@ -3712,4 +3714,1251 @@ pub fn models_are_versioned_per_org(store: &dyn Store) {
             .iter()
             .all(|t| t.record.kind != TaskKind::Alert)
     );
+}
+
+// ---- Accounts -------------------------------------------------------------
+// Users, sessions, failed logins, API tokens, notes, task assignment and
+// snoozing, Idempotency-Key replies, the ledger version and the audit-log
+// filters, on two fresh organizations of their own ("accounts-a" and
+// "accounts-b", seeded like the dunning story).
+
+/// A stand-in Argon2id PHC string (the store never looks inside it).
+fn phc(tag: &str) -> String {
+    format!("$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ${tag}")
+}
+
+fn new_user(email: &str, name: &str, role: Role) -> NewUser {
+    NewUser {
+        email: email.into(),
+        name: name.into(),
+        role,
+        password_hash: phc(name),
+    }
+}
+
+fn session_for(user: &User, id_hash: &str, expires_at: Timestamp) -> Session {
+    Session {
+        id_hash: id_hash.into(),
+        user_id: user.id,
+        org: user.org,
+        csrf_token: format!("csrf-{id_hash}"),
+        created_at: now(),
+        expires_at,
+    }
+}
+
+fn token_for(user: &User, name: &str, hash: &str, scopes: &[TokenScope]) -> NewApiToken {
+    NewApiToken {
+        user_id: user.id,
+        name: name.into(),
+        token_hash: hash.into(),
+        scopes: scopes.to_vec(),
+        expires_at: None,
+    }
+}
+
+fn user_by_id(store: &dyn Store, org: i64, id: i64) -> User {
+    store.user(org, id).expect("user").expect("the user exists")
+}
+
+/// Every event of the organization, as text: what must never hold a secret.
+fn log_text(store: &dyn Store, org: i64) -> String {
+    serde_json::to_string(&store.events(org, &EventFilter::default()).expect("events"))
+        .expect("events as JSON")
+}
+
+/// The account story, in order; each step relies on the ones before it.
+pub fn accounts_work(store: &dyn Store) {
+    let a = seed_dunning_org(store, "accounts-a");
+    let b = seed_dunning_org(store, "accounts-b");
+    let (alice, bob) = users_are_managed(store, a, b);
+    sessions_expire_and_end(store, a, alice, bob);
+    login_failures_are_counted(store);
+    api_tokens_are_checked(store, a, alice, bob);
+    notes_join_the_customer_timeline(store, a);
+    tasks_are_assigned_and_snoozed(store, a);
+    idempotent_replies_keep_the_first(store, a);
+    ledger_version_grows_with_ledger_changes(store);
+    audit_log_filters_and_pages(store, a);
+    accounts_tenants_are_isolated(store, a, b);
+}
+
+/// Returns the ids of alice (admin) and bob (collector) in `a`.
+pub fn users_are_managed(store: &dyn Store, a: i64, b: i64) -> (i64, i64) {
+    assert!(store.users(a).expect("users").is_empty());
+    let alice = store
+        .create_user(
+            a,
+            &new_user(" Alice@Example.COM ", "Alice", Role::Admin),
+            ACTOR,
+            now(),
+        )
+        .expect("create alice");
+    let bob = store
+        .create_user(
+            a,
+            &new_user("bob@example.com", "Bob", Role::Collector),
+            ACTOR,
+            at(1),
+        )
+        .expect("create bob");
+    let stored = user_by_id(store, a, alice);
+    assert_eq!(
+        stored,
+        User {
+            id: alice,
+            org: a,
+            email: "alice@example.com".into(),
+            name: "Alice".into(),
+            role: Role::Admin,
+            password_hash: phc("Alice"),
+            created_at: now(),
+            disabled: false,
+        }
+    );
+    assert_eq!(
+        store.user_by_email("ALICE@example.com").expect("by email"),
+        Some(stored.clone())
+    );
+    assert_eq!(
+        store.user_by_email("nobody@example.com").expect("by email"),
+        None
+    );
+    assert_eq!(
+        store
+            .users(a)
+            .expect("users")
+            .iter()
+            .map(|u| u.email.as_str())
+            .collect::<Vec<_>>(),
+        vec!["alice@example.com", "bob@example.com"],
+        "sorted by email"
+    );
+
+    // An email is unique across the database, whatever its case.
+    let events = event_count(store, b);
+    match store.create_user(
+        b,
+        &new_user("ALICE@example.com", "Other", Role::Viewer),
+        ACTOR,
+        now(),
+    ) {
+        Err(StoreError::Conflict(m)) => {
+            assert_eq!(m, "a user with email alice@example.com already exists");
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    assert!(store.users(b).expect("users b").is_empty());
+    assert_eq!(event_count(store, b), events, "a refused user logs nothing");
+    expect_not_found(
+        store.create_user(
+            i64::MAX,
+            &new_user("x@example.com", "X", Role::Viewer),
+            ACTOR,
+            now(),
+        ),
+        "organization",
+    );
+
+    let created = events_of(store, a, "user.created");
+    assert_eq!(created.len(), 2);
+    let ev = created
+        .iter()
+        .find(|e| e.entity_key == "alice@example.com")
+        .expect("alice's event");
+    assert_eq!(
+        (ev.entity_type.as_str(), ev.actor.as_str()),
+        ("user", ACTOR)
+    );
+    assert_eq!(
+        ev.data,
+        serde_json::json!({"name": "Alice", "role": "admin"})
+    );
+
+    // Role changes are logged with the diff; setting the same role is no change.
+    store
+        .set_role(a, bob, Role::Viewer, "alice@example.com", at(2))
+        .expect("demote bob");
+    assert_eq!(user_by_id(store, a, bob).role, Role::Viewer);
+    let ev = newest_event(store, a);
+    assert_eq!(
+        (ev.kind.as_str(), ev.entity_key.as_str(), ev.actor.as_str()),
+        ("user.updated", "bob@example.com", "alice@example.com")
+    );
+    assert_eq!(
+        ev.data,
+        serde_json::json!({"changes": {"role": {"from": "collector", "to": "viewer"}}})
+    );
+    let events = event_count(store, a);
+    store
+        .set_role(a, bob, Role::Viewer, ACTOR, at(3))
+        .expect("same role");
+    assert_eq!(event_count(store, a), events, "no change, no event");
+    store
+        .set_role(a, bob, Role::Collector, ACTOR, at(3))
+        .expect("promote bob");
+
+    // Disable and enable, each logged once.
+    store
+        .set_disabled(a, bob, true, ACTOR, at(4))
+        .expect("disable");
+    assert!(user_by_id(store, a, bob).disabled);
+    assert_eq!(newest_event(store, a).kind, "user.disabled");
+    let events = event_count(store, a);
+    store
+        .set_disabled(a, bob, true, ACTOR, at(5))
+        .expect("disable again");
+    assert_eq!(event_count(store, a), events);
+    store
+        .set_disabled(a, bob, false, ACTOR, at(6))
+        .expect("enable");
+    assert!(!user_by_id(store, a, bob).disabled);
+    assert_eq!(newest_event(store, a).kind, "user.enabled");
+
+    store
+        .set_password(a, alice, &phc("new"), ACTOR, at(7))
+        .expect("set password");
+    assert_eq!(user_by_id(store, a, alice).password_hash, phc("new"));
+    assert_eq!(newest_event(store, a).kind, "user.password_changed");
+
+    let missing = alice + bob + 1_000;
+    expect_not_found(
+        store.set_password(a, missing, &phc("x"), ACTOR, now()),
+        "user",
+    );
+    expect_not_found(
+        store.set_role(a, missing, Role::Admin, ACTOR, now()),
+        "user",
+    );
+    expect_not_found(store.set_disabled(a, missing, true, ACTOR, now()), "user");
+    assert_eq!(store.user(a, missing).expect("user"), None);
+
+    let log = log_text(store, a);
+    assert!(
+        !log.contains("argon2"),
+        "a password hash reached the log: {log}"
+    );
+    (alice, bob)
+}
+
+pub fn sessions_expire_and_end(store: &dyn Store, a: i64, alice: i64, bob: i64) {
+    let alice_user = user_by_id(store, a, alice);
+    let s1 = session_for(&alice_user, "hash-s1", at(HOUR));
+    store.create_session(&s1, now()).expect("create session");
+    let ev = newest_event(store, a);
+    assert_eq!(
+        (ev.kind.as_str(), ev.actor.as_str(), ev.entity_key.as_str()),
+        ("user.logged_in", "alice@example.com", "alice@example.com")
+    );
+    assert_eq!(
+        store.session("hash-s1", at(HOUR - 1)).expect("session"),
+        Some((s1.clone(), alice_user.clone()))
+    );
+    assert_eq!(
+        store.session("hash-s1", at(HOUR)).expect("session"),
+        None,
+        "expired"
+    );
+    assert_eq!(store.session("no-such-hash", now()).expect("session"), None);
+    expect_dunning_constraint(
+        store.create_session(&s1, now()),
+        "sessions_id_hash_key",
+        "a session with this id already exists",
+    );
+
+    // Sliding expiry.
+    store
+        .extend_session("hash-s1", at(2 * HOUR))
+        .expect("extend");
+    let (extended, _) = store
+        .session("hash-s1", at(HOUR))
+        .expect("session")
+        .expect("extended session");
+    assert_eq!(extended.expires_at, at(2 * HOUR));
+    store
+        .extend_session("no-such-hash", at(2 * HOUR))
+        .expect("extending nothing is harmless");
+
+    // A password change ends every session of the user, not others'.
+    let bob_user = user_by_id(store, a, bob);
+    store
+        .create_session(&session_for(&alice_user, "hash-s2", at(HOUR)), now())
+        .expect("second session");
+    store
+        .create_session(&session_for(&bob_user, "hash-bob", at(HOUR)), now())
+        .expect("bob's session");
+    store
+        .set_password(a, alice, &phc("newer"), ACTOR, at(10))
+        .expect("set password");
+    assert_eq!(store.session("hash-s1", at(11)).expect("session"), None);
+    assert_eq!(store.session("hash-s2", at(11)).expect("session"), None);
+    assert!(
+        store
+            .session("hash-bob", at(11))
+            .expect("session")
+            .is_some()
+    );
+    assert_eq!(
+        newest_event(store, a).data,
+        serde_json::json!({"sessions_ended": 2})
+    );
+
+    // Disabling ends the sessions (enabling again does not bring them back)
+    // and refuses new ones.
+    store
+        .set_disabled(a, bob, true, ACTOR, at(12))
+        .expect("disable bob");
+    assert_eq!(store.session("hash-bob", at(13)).expect("session"), None);
+    expect_conflict(
+        store.create_session(&session_for(&bob_user, "hash-bob-2", at(HOUR)), now()),
+        "session of a disabled user",
+    );
+    store
+        .set_disabled(a, bob, false, ACTOR, at(14))
+        .expect("enable bob");
+    assert_eq!(store.session("hash-bob", at(15)).expect("session"), None);
+
+    // Logging out deletes and logs once.
+    let alice_user = user_by_id(store, a, alice);
+    store
+        .create_session(&session_for(&alice_user, "hash-s3", at(HOUR)), now())
+        .expect("third session");
+    store.delete_session("hash-s3", at(20)).expect("log out");
+    assert_eq!(store.session("hash-s3", at(21)).expect("session"), None);
+    let ev = newest_event(store, a);
+    assert_eq!(
+        (ev.kind.as_str(), ev.actor.as_str()),
+        ("user.logged_out", "alice@example.com")
+    );
+    let events = event_count(store, a);
+    store
+        .delete_session("hash-s3", at(22))
+        .expect("log out again");
+    assert_eq!(event_count(store, a), events, "nothing to log out");
+
+    // Expired sessions are swept; live ones stay.
+    store
+        .create_session(&session_for(&alice_user, "hash-old", at(HOUR)), now())
+        .expect("old session");
+    store
+        .create_session(&session_for(&alice_user, "hash-new", at(3 * HOUR)), now())
+        .expect("new session");
+    assert_eq!(
+        store.delete_expired_sessions(at(2 * HOUR)).expect("sweep"),
+        1
+    );
+    assert_eq!(
+        store
+            .delete_expired_sessions(at(2 * HOUR))
+            .expect("sweep again"),
+        0
+    );
+    assert!(
+        store
+            .session("hash-new", at(2 * HOUR))
+            .expect("session")
+            .is_some()
+    );
+    store.delete_session("hash-new", at(30)).expect("log out");
+
+    // Sessions name an existing user of their organization.
+    let mut stray = session_for(&alice_user, "hash-stray", at(HOUR));
+    stray.user_id = alice + bob + 1_000;
+    expect_not_found(store.create_session(&stray, now()), "user");
+}
+
+pub fn login_failures_are_counted(store: &dyn Store) {
+    let window = jiff::SignedDuration::from_mins(15);
+    for (i, ip) in ["203.0.113.1", "203.0.113.2", "203.0.113.1"]
+        .iter()
+        .enumerate()
+    {
+        store
+            .record_login_failure("Mallory@Example.com", ip, at(60 * i as i64))
+            .expect("record failure");
+    }
+    assert_eq!(
+        store
+            .login_failures("mallory@example.com", at(120), window)
+            .expect("count"),
+        3
+    );
+    assert_eq!(
+        store
+            .login_failures(
+                "MALLORY@example.com",
+                at(120),
+                jiff::SignedDuration::from_secs(90)
+            )
+            .expect("count"),
+        2,
+        "only the failures within the window"
+    );
+    assert_eq!(
+        store
+            .login_failures("alice@example.com", at(120), window)
+            .expect("count"),
+        0
+    );
+    store
+        .clear_login_failures("mallory@example.com")
+        .expect("clear");
+    assert_eq!(
+        store
+            .login_failures("mallory@example.com", at(120), window)
+            .expect("count"),
+        0
+    );
+
+    // Failures are kept for a day.
+    store
+        .record_login_failure("eve@example.com", "198.51.100.7", now())
+        .expect("record");
+    store
+        .record_login_failure("eve@example.com", "198.51.100.7", at(25 * HOUR))
+        .expect("record a day later");
+    assert_eq!(
+        store
+            .login_failures(
+                "eve@example.com",
+                at(25 * HOUR),
+                jiff::SignedDuration::from_hours(48)
+            )
+            .expect("count"),
+        1
+    );
+    store
+        .clear_login_failures("eve@example.com")
+        .expect("clear");
+}
+
+pub fn api_tokens_are_checked(store: &dyn Store, a: i64, alice: i64, bob: i64) {
+    let alice_user = user_by_id(store, a, alice);
+    let id = store
+        .create_api_token(
+            a,
+            &token_for(
+                &alice_user,
+                "CI export",
+                "tok-hash-1",
+                &[TokenScope::Write, TokenScope::Read, TokenScope::Write],
+            ),
+            "alice@example.com",
+            now(),
+        )
+        .expect("create token");
+    let listed = store.api_tokens(a).expect("tokens");
+    assert_eq!(
+        listed,
+        vec![ApiToken {
+            id,
+            org: a,
+            user_id: alice,
+            name: "CI export".into(),
+            token_hash: "tok-hash-1".into(),
+            scopes: vec![TokenScope::Read, TokenScope::Write],
+            created_at: now(),
+            expires_at: None,
+            last_used_at: None,
+            revoked_at: None,
+        }]
+    );
+    let ev = newest_event(store, a);
+    assert_eq!(
+        (
+            ev.kind.as_str(),
+            ev.entity_type.as_str(),
+            ev.entity_key.clone()
+        ),
+        ("api_token.created", "api_token", id.to_string())
+    );
+    assert_eq!(ev.data["name"], "CI export");
+    assert_eq!(ev.data["scopes"], serde_json::json!(["read", "write"]));
+    assert!(
+        !log_text(store, a).contains("tok-hash-1"),
+        "a token hash reached the log"
+    );
+
+    // Lookup, with the last use written at most once a minute.
+    let (found, owner) = store
+        .api_token_by_hash("tok-hash-1", at(100))
+        .expect("lookup")
+        .expect("a live token");
+    assert_eq!((found.id, owner.id), (id, alice));
+    assert_eq!(found.last_used_at, Some(at(100)));
+    let (again, _) = store
+        .api_token_by_hash("tok-hash-1", at(130))
+        .expect("lookup")
+        .expect("a live token");
+    assert_eq!(
+        again.last_used_at,
+        Some(at(100)),
+        "not written again within a minute"
+    );
+    assert_eq!(
+        store.api_tokens(a).expect("tokens")[0].last_used_at,
+        Some(at(100))
+    );
+    let (later, _) = store
+        .api_token_by_hash("tok-hash-1", at(160))
+        .expect("lookup")
+        .expect("a live token");
+    assert_eq!(later.last_used_at, Some(at(160)));
+    assert_eq!(
+        store
+            .api_token_by_hash("no-such-hash", now())
+            .expect("lookup"),
+        None
+    );
+
+    // Expiry.
+    let expiring = store
+        .create_api_token(
+            a,
+            &NewApiToken {
+                expires_at: Some(at(HOUR)),
+                ..token_for(&alice_user, "short", "tok-hash-2", &[TokenScope::Read])
+            },
+            ACTOR,
+            now(),
+        )
+        .expect("expiring token");
+    assert!(
+        store
+            .api_token_by_hash("tok-hash-2", at(HOUR - 1))
+            .expect("lookup")
+            .is_some()
+    );
+    assert_eq!(
+        store
+            .api_token_by_hash("tok-hash-2", at(HOUR))
+            .expect("lookup"),
+        None
+    );
+
+    // A disabled owner's tokens are refused until the owner is enabled.
+    let bob_user = user_by_id(store, a, bob);
+    store
+        .create_api_token(
+            a,
+            &token_for(&bob_user, "bob's", "tok-hash-3", &[TokenScope::Read]),
+            ACTOR,
+            now(),
+        )
+        .expect("bob's token");
+    store
+        .set_disabled(a, bob, true, ACTOR, at(200))
+        .expect("disable bob");
+    assert_eq!(
+        store
+            .api_token_by_hash("tok-hash-3", at(201))
+            .expect("lookup"),
+        None
+    );
+    store
+        .set_disabled(a, bob, false, ACTOR, at(202))
+        .expect("enable bob");
+    assert!(
+        store
+            .api_token_by_hash("tok-hash-3", at(203))
+            .expect("lookup")
+            .is_some()
+    );
+
+    // Revoking: once, then refused.
+    store
+        .revoke_api_token(a, id, "alice@example.com", at(300))
+        .expect("revoke");
+    assert_eq!(
+        store
+            .api_token_by_hash("tok-hash-1", at(301))
+            .expect("lookup"),
+        None
+    );
+    let revoked = store
+        .api_tokens(a)
+        .expect("tokens")
+        .into_iter()
+        .find(|t| t.id == id)
+        .expect("still listed");
+    assert_eq!(revoked.revoked_at, Some(at(300)));
+    let ev = newest_event(store, a);
+    assert_eq!(
+        (ev.kind.as_str(), ev.entity_key.clone()),
+        ("api_token.revoked", id.to_string())
+    );
+    expect_conflict(
+        store.revoke_api_token(a, id, ACTOR, at(301)),
+        "revoking twice",
+    );
+    expect_not_found(
+        store.revoke_api_token(a, id + expiring + 1_000, ACTOR, now()),
+        "API token",
+    );
+
+    // A token needs an owner in the organization and at least one scope.
+    let mut orphan = token_for(&alice_user, "orphan", "tok-hash-4", &[TokenScope::Read]);
+    orphan.user_id = alice + bob + 1_000;
+    expect_not_found(store.create_api_token(a, &orphan, ACTOR, now()), "user");
+    expect_dunning_constraint(
+        store.create_api_token(
+            a,
+            &token_for(&alice_user, "none", "tok-hash-5", &[]),
+            ACTOR,
+            now(),
+        ),
+        "api_tokens_scopes_known",
+        "an API token's scopes must be read, write or both",
+    );
+    assert_eq!(store.api_tokens(a).expect("tokens").len(), 3);
+}
+
+pub fn notes_join_the_customer_timeline(store: &dyn Store, a: i64) {
+    let note = |customer: &str, invoice: Option<&str>, body: &str, t: Timestamp| Note {
+        customer: customer.into(),
+        invoice: invoice.map(str::to_owned),
+        author: "alice@example.com".into(),
+        body: body.into(),
+        created_at: t,
+    };
+    assert!(store.notes(a, "C1").expect("notes").is_empty());
+    expect_unknown(
+        store.add_note(a, &note("C9", None, "hello", now())),
+        "customer",
+        "C9",
+    );
+    expect_unknown(
+        store.add_note(a, &note("C1", Some("INV-9"), "hello", now())),
+        "invoice",
+        "INV-9",
+    );
+    expect_conflict(
+        store.add_note(a, &note("C1", Some("INV-3"), "hello", now())),
+        "another customer's invoice",
+    );
+    expect_dunning_constraint(
+        store.add_note(a, &note("C1", None, "  ", now())),
+        "notes_body_nonempty",
+        "a note cannot be empty",
+    );
+    let later = note(
+        "C1",
+        Some("INV-2"),
+        "Promised to pay Friday — «sicher» 🙏",
+        at(10 * MIN),
+    );
+    let earlier = note("C1", None, "Called, left a voicemail.", at(5 * MIN));
+    let later_id = store.add_note(a, &later).expect("add note");
+    let earlier_id = store.add_note(a, &earlier).expect("add note");
+    assert_eq!(
+        store.notes(a, "C1").expect("notes"),
+        vec![
+            Stored {
+                id: earlier_id,
+                record: earlier
+            },
+            Stored {
+                id: later_id,
+                record: later.clone()
+            },
+        ],
+        "oldest first"
+    );
+    assert!(store.notes(a, "C2").expect("notes").is_empty());
+    let timeline = store
+        .events(
+            a,
+            &EventFilter {
+                customer: Some("C1".into()),
+                kind_prefix: Some("note.".into()),
+                ..EventFilter::default()
+            },
+        )
+        .expect("timeline");
+    assert_eq!(timeline.len(), 2);
+    let ev = timeline
+        .iter()
+        .find(|e| e.entity_key == later_id.to_string())
+        .expect("event");
+    assert_eq!(
+        (ev.kind.as_str(), ev.actor.as_str(), ev.recorded_at),
+        ("note.added", "alice@example.com", at(10 * MIN))
+    );
+    assert_eq!(
+        ev.data,
+        serde_json::json!({"body": later.body, "invoice": "INV-2"})
+    );
+}
+
+pub fn tasks_are_assigned_and_snoozed(store: &dyn Store, a: i64) {
+    let write = planned(
+        Vec::new(),
+        None,
+        Some(step_task("acct-task-1", "C1", &["INV-1"])),
+        Vec::new(),
+    );
+    store
+        .record_run(a, &[write], today(), ACTOR, now())
+        .expect("open a task");
+    let task = |store: &dyn Store| {
+        store
+            .tasks(a, true)
+            .expect("tasks")
+            .into_iter()
+            .find(|t| t.record.key == "acct-task-1")
+            .expect("the task")
+    };
+    let id = task(store).id;
+    store
+        .assign_task(
+            a,
+            id,
+            Some("bob@example.com"),
+            "alice@example.com",
+            at(HOUR),
+        )
+        .expect("assign");
+    assert_eq!(
+        task(store).record.assignee.as_deref(),
+        Some("bob@example.com")
+    );
+    let ev = newest_event(store, a);
+    assert_eq!(
+        (ev.kind.as_str(), ev.customer.as_deref(), ev.actor.as_str()),
+        ("task.assigned", Some("C1"), "alice@example.com")
+    );
+    assert_eq!(
+        ev.data,
+        serde_json::json!({"changes": {"assignee": {"from": "anna", "to": "bob@example.com"}}})
+    );
+    let events = event_count(store, a);
+    store
+        .assign_task(a, id, Some("bob@example.com"), ACTOR, at(HOUR))
+        .expect("same assignee");
+    assert_eq!(event_count(store, a), events, "no change, no event");
+    store
+        .assign_task(a, id, None, ACTOR, at(HOUR))
+        .expect("unassign");
+    assert_eq!(task(store).record.assignee, None);
+
+    store
+        .snooze_task(
+            a,
+            id,
+            Some(date(2024, 6, 20)),
+            "bob@example.com",
+            at(2 * HOUR),
+        )
+        .expect("snooze");
+    assert_eq!(task(store).record.snoozed_until, Some(date(2024, 6, 20)));
+    let ev = newest_event(store, a);
+    assert_eq!(
+        (ev.kind.as_str(), ev.customer.as_deref()),
+        ("task.snoozed", Some("C1"))
+    );
+    assert_eq!(
+        ev.data,
+        serde_json::json!({"changes": {"snoozed_until": {"from": "2024-06-12", "to": "2024-06-20"}}})
+    );
+    store
+        .snooze_task(a, id, None, ACTOR, at(2 * HOUR))
+        .expect("wake");
+    assert_eq!(task(store).record.snoozed_until, None);
+
+    expect_not_found(
+        store.assign_task(a, id + 1_000_000, None, ACTOR, now()),
+        "task",
+    );
+    expect_not_found(
+        store.snooze_task(a, id + 1_000_000, None, ACTOR, now()),
+        "task",
+    );
+    store
+        .complete_task(a, id, ACTOR, at(3 * HOUR))
+        .expect("complete");
+    expect_conflict(
+        store.assign_task(a, id, Some("x"), ACTOR, now()),
+        "assigning a done task",
+    );
+    expect_conflict(
+        store.snooze_task(a, id, Some(date(2024, 7, 1)), ACTOR, now()),
+        "snoozing a done task",
+    );
+}
+
+pub fn idempotent_replies_keep_the_first(store: &dyn Store, a: i64) {
+    assert_eq!(store.idempotent_reply(a, "key-1").expect("reply"), None);
+    let first = IdempotentReply {
+        request_hash: "req-hash-1".into(),
+        status: 201,
+        body: r#"{"id":7,"note":"ünïcødé"}"#.into(),
+        created_at: now(),
+    };
+    assert!(
+        store
+            .save_idempotent_reply(a, "key-1", &first)
+            .expect("save")
+    );
+    let second = IdempotentReply {
+        request_hash: "req-hash-2".into(),
+        status: 409,
+        body: "{}".into(),
+        created_at: at(1),
+    };
+    assert!(
+        !store
+            .save_idempotent_reply(a, "key-1", &second)
+            .expect("save again")
+    );
+    assert_eq!(
+        store.idempotent_reply(a, "key-1").expect("reply"),
+        Some(first)
+    );
+    expect_not_found(
+        store.save_idempotent_reply(i64::MAX, "key-1", &second),
+        "organization",
+    );
+    expect_dunning_constraint(
+        store.save_idempotent_reply(
+            a,
+            "key-2",
+            &IdempotentReply {
+                status: 42,
+                ..second
+            },
+        ),
+        "idempotency_replies_status_known",
+        "a stored reply's status must be an HTTP status (100-599)",
+    );
+}
+
+pub fn ledger_version_grows_with_ledger_changes(store: &dyn Store) {
+    let org = store
+        .create_organization(
+            "ledger-version",
+            "Version AG",
+            Currency::EUR,
+            "Europe/Berlin",
+            now(),
+        )
+        .expect("create organization");
+    let v = |store: &dyn Store| store.ledger_version(org.id).expect("ledger version");
+    assert_eq!(v(store), 0);
+    let cs = ChangeSet {
+        customers: vec![Change::Insert(customer(
+            "V1",
+            "Version Kunde",
+            Currency::EUR,
+        ))],
+        contacts: vec![Change::Insert(Contact {
+            customer: "V1".into(),
+            external_id: "VK1".into(),
+            name: "Vera".into(),
+            email: Some("vera@example.com".into()),
+            phone: None,
+            role: None,
+            is_primary: true,
+            preferences: ChannelPreferences::default(),
+        })],
+        invoices: vec![Change::Insert(invoice(
+            "V-INV-1",
+            "V1",
+            Currency::EUR,
+            5_000,
+            date(2024, 5, 1),
+            date(2024, 5, 31),
+        ))],
+        ..ChangeSet::default()
+    };
+    store.apply(org.id, &cs, ACTOR, now()).expect("apply");
+    assert_eq!(v(store), 1);
+
+    // Reads, empty and failed change sets, and non-ledger writes leave it.
+    store.customers(org.id).expect("customers");
+    store.invoices(org.id).expect("invoices");
+    store.ledger_facts(org.id).expect("facts");
+    store
+        .events(org.id, &EventFilter::default())
+        .expect("events");
+    store
+        .apply(org.id, &ChangeSet::default(), ACTOR, now())
+        .expect("empty apply");
+    let bad = ChangeSet {
+        invoices: vec![Change::Insert(invoice(
+            "V-INV-2",
+            "NOPE",
+            Currency::EUR,
+            1,
+            date(2024, 5, 1),
+            date(2024, 5, 31),
+        ))],
+        ..ChangeSet::default()
+    };
+    assert!(store.apply(org.id, &bad, ACTOR, now()).is_err());
+    store
+        .create_hold(
+            org.id,
+            &Hold {
+                scope: Scope::Customer("V1".into()),
+                reason: "talking".into(),
+                created_at: now(),
+                created_by: ACTOR.into(),
+                expires_on: None,
+                ended_at: None,
+                ended_by: None,
+            },
+            now(),
+        )
+        .expect("hold");
+    assert_eq!(v(store), 1);
+
+    // Another organization's changes are its own.
+    let other = seed_dunning_org(store, "ledger-version-other");
+    assert_eq!(v(store), 1);
+    assert_eq!(store.ledger_version(other).expect("other version"), 1);
+
+    let payment = ChangeSet {
+        payments: vec![Change::Insert(payment(
+            "V-PAY-1",
+            "V1",
+            Currency::EUR,
+            5_000,
+        ))],
+        allocations: vec![alloc(
+            "V-INV-1",
+            AllocationSource::Payment("V-PAY-1".into()),
+            5_000,
+        )],
+        ..ChangeSet::default()
+    };
+    store.apply(org.id, &payment, ACTOR, at(1)).expect("pay");
+    assert_eq!(v(store), 2);
+
+    // Changing the organization changes what reports say.
+    let mut changed = org.clone();
+    changed.time_zone = "America/New_York".into();
+    store
+        .update_organization(&changed, ACTOR, at(2))
+        .expect("update organization");
+    assert_eq!(v(store), 3);
+    store
+        .update_organization(&changed, ACTOR, at(3))
+        .expect("same organization");
+    assert_eq!(v(store), 3);
+
+    // An unsubscribe opts a contact out: a ledger change.
+    let msg = OutboxMessage {
+        contact: Some("VK1".into()),
+        recipient: "vera@example.com".into(),
+        status: MessageStatus::Sent,
+        sent_at: Some(now()),
+        ..outbox_message("v-unsub", "V1", Channel::Email, &["V-INV-1"], now())
+    };
+    store
+        .record_run(
+            org.id,
+            &[planned(Vec::new(), Some(msg), None, Vec::new())],
+            today(),
+            ACTOR,
+            now(),
+        )
+        .expect("queue a message");
+    assert_eq!(v(store), 3, "a dunning run is not a ledger change");
+    store
+        .unsubscribe("tok-v-unsub", at(4))
+        .expect("unsubscribe");
+    assert_eq!(v(store), 4);
+    store
+        .unsubscribe("tok-v-unsub", at(5))
+        .expect("unsubscribe again");
+    assert_eq!(v(store), 4, "nothing changed");
+
+    expect_not_found(store.ledger_version(i64::MAX), "organization");
+}
+
+pub fn audit_log_filters_and_pages(store: &dyn Store, a: i64) {
+    let all = store.events(a, &EventFilter::default()).expect("events");
+    assert!(all.windows(2).all(|w| w[0].id > w[1].id), "newest first");
+
+    // Kind prefix and actor.
+    let users = store
+        .events(
+            a,
+            &EventFilter {
+                kind_prefix: Some("user.".into()),
+                ..EventFilter::default()
+            },
+        )
+        .expect("user events");
+    let expected: Vec<i64> = all
+        .iter()
+        .filter(|e| e.kind.starts_with("user."))
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(users.iter().map(|e| e.id).collect::<Vec<_>>(), expected);
+    assert!(users.iter().any(|e| e.kind == "user.logged_in"));
+    let invoices = store
+        .events(
+            a,
+            &EventFilter {
+                kind_prefix: Some("invoice".into()),
+                ..EventFilter::default()
+            },
+        )
+        .expect("invoice events");
+    assert_eq!(invoices.len(), 3, "the seed's three invoices");
+    assert!(invoices.iter().all(|e| e.kind == "invoice.created"));
+    let by_alice = store
+        .events(
+            a,
+            &EventFilter {
+                actor: Some("alice@example.com".into()),
+                ..EventFilter::default()
+            },
+        )
+        .expect("alice's events");
+    let expected: Vec<i64> = all
+        .iter()
+        .filter(|e| e.actor == "alice@example.com")
+        .map(|e| e.id)
+        .collect();
+    assert!(!expected.is_empty());
+    assert_eq!(by_alice.iter().map(|e| e.id).collect::<Vec<_>>(), expected);
+    assert!(
+        store
+            .events(
+                a,
+                &EventFilter {
+                    actor: Some("alice".into()),
+                    ..EventFilter::default()
+                },
+            )
+            .expect("events")
+            .is_empty(),
+        "the actor matches exactly"
+    );
+    let combined = store
+        .events(
+            a,
+            &EventFilter {
+                actor: Some("alice@example.com".into()),
+                kind_prefix: Some("user.".into()),
+                ..EventFilter::default()
+            },
+        )
+        .expect("events");
+    assert!(!combined.is_empty());
+    assert!(
+        combined
+            .iter()
+            .all(|e| e.actor == "alice@example.com" && e.kind.starts_with("user."))
+    );
+
+    // Keyset paging: pages of 4, each before the oldest id of the last.
+    let mut paged: Vec<i64> = Vec::new();
+    let mut before_id = None;
+    loop {
+        let page = store
+            .events(
+                a,
+                &EventFilter {
+                    before_id,
+                    limit: Some(4),
+                    ..EventFilter::default()
+                },
+            )
+            .expect("page");
+        assert!(page.len() <= 4);
+        let Some(last) = page.last() else { break };
+        before_id = Some(last.id);
+        paged.extend(page.iter().map(|e| e.id));
+    }
+    assert_eq!(paged, all.iter().map(|e| e.id).collect::<Vec<_>>());
+    let oldest_users = store
+        .events(
+            a,
+            &EventFilter {
+                kind_prefix: Some("user.".into()),
+                before_id: Some(users[1].id),
+                ..EventFilter::default()
+            },
+        )
+        .expect("events");
+    assert_eq!(oldest_users.len(), users.len() - 2);
+}
+
+#[derive(Debug, PartialEq)]
+struct AccountSnapshot {
+    users: Vec<User>,
+    tokens: Vec<ApiToken>,
+    notes: Vec<Stored<Note>>,
+    tasks: Vec<Stored<Task>>,
+    reply: Option<IdempotentReply>,
+    ledger_version: i64,
+    events: usize,
+}
+
+fn account_snapshot(store: &dyn Store, org: i64) -> AccountSnapshot {
+    AccountSnapshot {
+        users: store.users(org).expect("users"),
+        tokens: store.api_tokens(org).expect("tokens"),
+        notes: store.notes(org, "CB").expect("notes"),
+        tasks: store.tasks(org, true).expect("tasks"),
+        reply: store.idempotent_reply(org, "key-b").expect("reply"),
+        ledger_version: store.ledger_version(org).expect("ledger version"),
+        events: event_count(store, org),
+    }
+}
+
+pub fn accounts_tenants_are_isolated(store: &dyn Store, a: i64, b: i64) {
+    // B's own user, token, customer, note, task and reply.
+    let carol = store
+        .create_user(
+            b,
+            &new_user("carol@example.com", "Carol", Role::Admin),
+            ACTOR,
+            now(),
+        )
+        .expect("create carol");
+    let carol_user = user_by_id(store, b, carol);
+    let token = store
+        .create_api_token(
+            b,
+            &token_for(&carol_user, "b", "tok-hash-b", &[TokenScope::Read]),
+            ACTOR,
+            now(),
+        )
+        .expect("b's token");
+    let cs = ChangeSet {
+        customers: vec![Change::Insert(customer("CB", "Only in B", Currency::EUR))],
+        ..ChangeSet::default()
+    };
+    store.apply(b, &cs, ACTOR, now()).expect("b's customer");
+    let note = Note {
+        customer: "CB".into(),
+        invoice: None,
+        author: "carol@example.com".into(),
+        body: "B's note".into(),
+        created_at: now(),
+    };
+    store.add_note(b, &note).expect("b's note");
+    let write = planned(
+        Vec::new(),
+        None,
+        Some(step_task("task-b", "C1", &["INV-1"])),
+        Vec::new(),
+    );
+    store
+        .record_run(b, &[write], today(), ACTOR, now())
+        .expect("b's task");
+    let task = store
+        .tasks(b, true)
+        .expect("tasks")
+        .into_iter()
+        .find(|t| t.record.key == "task-b")
+        .expect("b's task")
+        .id;
+    let reply = IdempotentReply {
+        request_hash: "b".into(),
+        status: 200,
+        body: "b".into(),
+        created_at: now(),
+    };
+    assert!(
+        store
+            .save_idempotent_reply(b, "key-b", &reply)
+            .expect("b's reply")
+    );
+
+    let b_before = account_snapshot(store, b);
+    let a_version = store.ledger_version(a).expect("a's version");
+
+    // Every org-scoped method, asked in A about B's ids and keys.
+    assert_eq!(store.user(a, carol).expect("user"), None);
+    assert!(store.users(a).expect("users").iter().all(|u| u.org == a));
+    expect_not_found(
+        store.set_password(a, carol, &phc("x"), ACTOR, at(1)),
+        "user",
+    );
+    expect_not_found(store.set_role(a, carol, Role::Viewer, ACTOR, at(1)), "user");
+    expect_not_found(store.set_disabled(a, carol, true, ACTOR, at(1)), "user");
+    expect_not_found(
+        store.create_session(
+            &Session {
+                org: a,
+                ..session_for(&carol_user, "hash-cross", at(HOUR))
+            },
+            at(1),
+        ),
+        "user",
+    );
+    assert_eq!(store.session("hash-cross", at(2)).expect("session"), None);
+    expect_not_found(
+        store.create_api_token(
+            a,
+            &token_for(&carol_user, "x", "tok-hash-cross", &[TokenScope::Read]),
+            ACTOR,
+            at(1),
+        ),
+        "user",
+    );
+    assert!(
+        store
+            .api_tokens(a)
+            .expect("tokens")
+            .iter()
+            .all(|t| t.org == a)
+    );
+    expect_not_found(store.revoke_api_token(a, token, ACTOR, at(1)), "API token");
+    assert!(store.notes(a, "CB").expect("notes").is_empty());
+    expect_unknown(store.add_note(a, &note), "customer", "CB");
+    expect_not_found(store.assign_task(a, task, Some("x"), ACTOR, at(1)), "task");
+    expect_not_found(
+        store.snooze_task(a, task, Some(date(2024, 7, 1)), ACTOR, at(1)),
+        "task",
+    );
+    assert_eq!(store.idempotent_reply(a, "key-b").expect("reply"), None);
+    // The same key in A is A's own.
+    let a_reply = IdempotentReply {
+        request_hash: "a".into(),
+        ..reply.clone()
+    };
+    assert!(
+        store
+            .save_idempotent_reply(a, "key-b", &a_reply)
+            .expect("a's reply")
+    );
+    assert_eq!(
+        store.idempotent_reply(a, "key-b").expect("reply"),
+        Some(a_reply)
+    );
+    // A's ledger changes are not B's.
+    let cs = ChangeSet {
+        customers: vec![Change::Insert(customer("CA", "Only in A", Currency::EUR))],
+        ..ChangeSet::default()
+    };
+    store.apply(a, &cs, ACTOR, at(1)).expect("a's customer");
+    assert_eq!(store.ledger_version(a).expect("a's version"), a_version + 1);
+
+    assert_eq!(account_snapshot(store, b), b_before, "B changed through A");
+    assert!(
+        store
+            .events(
+                a,
+                &EventFilter {
+                    kind_prefix: Some("user.".into()),
+                    ..EventFilter::default()
+                },
+            )
+            .expect("events")
+            .iter()
+            .all(|e| e.entity_key != "carol@example.com"),
+        "B's users in A's log"
+    );
+    // B's secrets still work where they belong.
+    let (found, owner) = store
+        .api_token_by_hash("tok-hash-b", at(5))
+        .expect("lookup")
+        .expect("b's token");
+    assert_eq!((found.org, owner.id), (b, carol));
 }

@@ -109,6 +109,16 @@ pub fn constraint_message(constraint: &str) -> String {
         "charges_kind_known" => "charge kind must be late_fee, interest or compensation",
         "charges_amount_nonnegative" => "a charge amount cannot be negative",
         "bounces_org_address_key" => "a bounce for this address is already recorded",
+        "users_email_key" => "a user with this email already exists",
+        "users_role_known" => "a user's role must be viewer, collector or admin",
+        "sessions_id_hash_key" => "a session with this id already exists",
+        "api_tokens_token_hash_key" => "an API token with this secret already exists",
+        "api_tokens_scopes_known" => "an API token's scopes must be read, write or both",
+        "notes_body_nonempty" => "a note cannot be empty",
+        "idempotency_replies_org_key_key" => "a reply for this Idempotency-Key is already stored",
+        "idempotency_replies_status_known" => {
+            "a stored reply's status must be an HTTP status (100-599)"
+        }
         other => return format!("the database refused the change (constraint {other})"),
     };
     rule.to_string()

@@ -8,6 +8,8 @@
 //! applied in one transaction, all or nothing, with an event appended to the
 //! append-only log for every record it creates or changes.
 
+pub mod accounts;
+mod accounts_shared;
 pub mod changeset;
 mod common;
 pub mod conformance;
@@ -17,10 +19,12 @@ mod dunning_shared;
 pub mod error;
 pub mod events;
 pub mod postgres;
+mod postgres_accounts;
 mod postgres_dunning;
 mod postgres_predict;
 pub mod predict;
 pub mod sqlite;
+mod sqlite_accounts;
 mod sqlite_dunning;
 mod sqlite_predict;
 pub mod testing;
@@ -33,6 +37,9 @@ use arflow_domain::model::{
 use arflow_domain::money::Currency;
 use jiff::Timestamp;
 
+pub use accounts::{
+    AccountStore, ApiToken, IdempotentReply, NewApiToken, NewUser, Note, Role, Scope, Session, User,
+};
 pub use changeset::{AppliedCounts, Change, ChangeSet};
 pub use dunning::{
     Claimed, DunningStore, OutboxFilter, PlannedWrite, Released, RunCounts, Unsubscribed,
@@ -56,17 +63,28 @@ pub struct EventFilter {
     pub entity_type: Option<String>,
     /// Only events about this entity key.
     pub entity_key: Option<String>,
+    /// Only events whose kind starts with this ("user." for every user
+    /// event, "invoice" for invoices).
+    pub kind_prefix: Option<String>,
+    /// Only events by exactly this actor.
+    pub actor: Option<String>,
+    /// Only events with an id below this one: the next page of the audit log
+    /// after a page whose oldest event had this id (keyset paging).
+    pub before_id: Option<i64>,
     /// Newest first, at most this many.
     pub limit: Option<u32>,
 }
 
 /// The ledger's storage. Every method is scoped to one organization id; no
 /// method ever returns another organization's rows.
-pub trait Store: DunningStore + PredictStore + Send + Sync {
+pub trait Store: DunningStore + PredictStore + AccountStore + Send + Sync {
     fn backend(&self) -> Backend;
 
     /// The default organization, created by the first migration run if missing.
     fn default_organization(&self) -> Result<Organization, StoreError>;
+
+    /// The organization with this id, if it exists.
+    fn organization(&self, id: i64) -> Result<Option<Organization>, StoreError>;
 
     /// Creates another organization (tenant). Its slug must be unique, else
     /// [`StoreError::Constraint`] (`organizations_slug_key`).
@@ -83,7 +101,9 @@ pub trait Store: DunningStore + PredictStore + Send + Sync {
     /// same transaction, appends an `organization.updated` event with the
     /// field diff (none when nothing changed), stamped `now` and attributed
     /// to `actor`. `id` selects the organization; its slug and creation time
-    /// are never changed.
+    /// are never changed. A change also increments the organization's
+    /// [`AccountStore::ledger_version`] (reports depend on the base currency
+    /// and time zone).
     fn update_organization(
         &self,
         org: &Organization,
@@ -105,6 +125,8 @@ pub trait Store: DunningStore + PredictStore + Send + Sync {
 
     /// Applies every change in one transaction and appends one event per
     /// created or changed record, stamped `now` and attributed to `actor`.
+    /// A non-empty change set also increments the organization's
+    /// [`AccountStore::ledger_version`] in the same transaction.
     /// On any error nothing is written.
     ///
     /// Before committing it checks, for every invoice, payment and credit

@@ -201,6 +201,17 @@ impl Store for PostgresStore {
         org_from_row(&row)
     }
 
+    fn organization(&self, id: i64) -> Result<Option<Organization>, StoreError> {
+        let mut conn = self.conn()?;
+        let row = conn
+            .query_opt(
+                "SELECT id, slug, name, base_currency, time_zone, created_at FROM organizations WHERE id = $1",
+                &[&id],
+            )
+            .map_err(map_err)?;
+        row.as_ref().map(org_from_row).transpose()
+    }
+
     fn create_organization(
         &self,
         slug: &str,
@@ -252,7 +263,8 @@ impl Store for PostgresStore {
             return Ok(());
         };
         tx.execute(
-            "UPDATE organizations SET name = $1, base_currency = $2, time_zone = $3 WHERE id = $4",
+            "UPDATE organizations SET name = $1, base_currency = $2, time_zone = $3, ledger_version = ledger_version + 1
+             WHERE id = $4",
             &[
                 &after.name,
                 &after.base_currency.code(),
@@ -506,9 +518,19 @@ impl Store for PostgresStore {
             &mut conn,
             "SELECT id, recorded_at, actor, kind, entity_type, entity_key, customer_key, summary, data FROM events
              WHERE org_id = $1 AND ($2::text IS NULL OR customer_key = $2) AND ($3::text IS NULL OR entity_type = $3)
-               AND ($4::text IS NULL OR entity_key = $4)
+               AND ($4::text IS NULL OR entity_key = $4) AND ($6::text IS NULL OR starts_with(kind, $6))
+               AND ($7::text IS NULL OR actor = $7) AND ($8::bigint IS NULL OR id < $8)
              ORDER BY id DESC LIMIT $5",
-            &[&org, &filter.customer, &filter.entity_type, &filter.entity_key, &limit],
+            &[
+                &org,
+                &filter.customer,
+                &filter.entity_type,
+                &filter.entity_key,
+                &limit,
+                &filter.kind_prefix,
+                &filter.actor,
+                &filter.before_id,
+            ],
         )?;
         rows.iter()
             .map(|r| {
@@ -626,9 +648,32 @@ impl Store for PostgresStore {
         let mut tx = conn.transaction().map_err(map_err)?;
         // Any error returns early and dropping `tx` rolls everything back.
         let counts = apply_in(&mut tx, org, changes, actor, now)?;
+        // Last, so the organization's row is locked only for the commit.
+        if !changes.is_empty() {
+            bump_ledger_version(&mut tx, org)?;
+        }
         tx.commit().map_err(map_err)?;
         Ok(counts)
     }
+}
+
+/// Increments the organization's ledger version (read caches key on it);
+/// `NotFound` for an unknown organization. NO KEY UPDATE: it does not block
+/// the KEY SHARE locks other writers' foreign keys take on the row.
+pub(crate) fn bump_ledger_version<C: postgres::GenericClient>(
+    c: &mut C,
+    org: i64,
+) -> Result<(), StoreError> {
+    let n = c
+        .execute(
+            "UPDATE organizations SET ledger_version = ledger_version + 1 WHERE id = $1",
+            &[&org],
+        )
+        .map_err(map_err)?;
+    if n == 0 {
+        return Err(not_found("organization", org));
+    }
+    Ok(())
 }
 
 fn not_found(entity: &'static str, id: i64) -> StoreError {

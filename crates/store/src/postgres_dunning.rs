@@ -34,7 +34,8 @@ use crate::dunning_shared::{
 };
 use crate::events::NewEvent;
 use crate::postgres::{
-    CHUNK, PostgresStore, date_col, date_text, g, map_err, opt_date_col, ts_from_sql, ts_to_sql,
+    CHUNK, PostgresStore, bump_ledger_version, date_col, date_text, g, map_err, opt_date_col,
+    ts_from_sql, ts_to_sql,
 };
 
 type Param<'a> = &'a (dyn ToSql + Sync);
@@ -47,7 +48,7 @@ pub(crate) fn ts(t: Timestamp) -> Result<SystemTime, StoreError> {
     ts_to_sql(t)
 }
 
-fn opt_ts(t: Option<Timestamp>) -> Result<Option<SystemTime>, StoreError> {
+pub(crate) fn opt_ts(t: Option<Timestamp>) -> Result<Option<SystemTime>, StoreError> {
     t.map(ts_to_sql).transpose()
 }
 
@@ -55,7 +56,7 @@ pub(crate) fn ts_col(r: &Row, i: usize) -> Result<Timestamp, StoreError> {
     ts_from_sql(g(r, i)?)
 }
 
-fn opt_ts_col(r: &Row, i: usize) -> Result<Option<Timestamp>, StoreError> {
+pub(crate) fn opt_ts_col(r: &Row, i: usize) -> Result<Option<Timestamp>, StoreError> {
     g::<Option<SystemTime>>(r, i)?.map(ts_from_sql).transpose()
 }
 
@@ -72,7 +73,7 @@ pub(crate) fn query<C: GenericClient, T>(
         .collect()
 }
 
-fn query_opt<C: GenericClient, T>(
+pub(crate) fn query_opt<C: GenericClient, T>(
     c: &mut C,
     sql: &str,
     params: &[Param<'_>],
@@ -81,7 +82,7 @@ fn query_opt<C: GenericClient, T>(
     Ok(query(c, sql, params, f)?.into_iter().next())
 }
 
-fn execute<C: GenericClient>(
+pub(crate) fn execute<C: GenericClient>(
     c: &mut C,
     sql: &str,
     params: &[Param<'_>],
@@ -154,7 +155,7 @@ fn lock_organization(tx: &mut Transaction<'_>, org: i64) -> Result<(String, Stri
     .ok_or(not_found("organization", org))
 }
 
-fn find_invoice<C: GenericClient>(
+pub(crate) fn find_invoice<C: GenericClient>(
     c: &mut C,
     org: i64,
     number: &str,
@@ -168,7 +169,7 @@ fn find_invoice<C: GenericClient>(
     )
 }
 
-fn find_customer<C: GenericClient>(
+pub(crate) fn find_customer<C: GenericClient>(
     c: &mut C,
     org: i64,
     key: &str,
@@ -407,12 +408,12 @@ fn save_message_state(
     Ok(())
 }
 
-const TASK_SELECT: &str = "SELECT t.id, t.key, t.kind, c.external_id, t.invoices::text, t.title, t.detail,
+pub(crate) const TASK_SELECT: &str = "SELECT t.id, t.key, t.kind, c.external_id, t.invoices::text, t.title, t.detail,
         to_char(t.due_on, 'YYYY-MM-DD'), t.created_at, t.status, t.assignee, to_char(t.snoozed_until, 'YYYY-MM-DD'),
         t.completed_at, t.completed_by, t.message_key
      FROM tasks t JOIN customers c ON c.id = t.customer_id";
 
-fn task_row(r: &Row) -> Result<Stored<Task>, StoreError> {
+pub(crate) fn task_row(r: &Row) -> Result<Stored<Task>, StoreError> {
     Ok(Stored {
         id: g(r, 0)?,
         record: Task {
@@ -789,7 +790,7 @@ impl RunWriter for RunRows<'_, '_> {
 
 impl PostgresStore {
     /// Runs `f` in one transaction, committed if it succeeds.
-    fn write<T>(
+    pub(crate) fn write<T>(
         &self,
         f: impl FnOnce(&mut Transaction<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
@@ -1780,6 +1781,9 @@ impl DunningStore for PostgresStore {
             for key in &keys {
                 let e = ev::contact_unsubscribed(key, &customer, &address);
                 insert_event(tx, org, UNSUBSCRIBE_ACTOR, now, e)?;
+            }
+            if !keys.is_empty() {
+                bump_ledger_version(tx, org)?;
             }
             Ok(Some(Unsubscribed {
                 org,

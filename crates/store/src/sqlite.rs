@@ -69,6 +69,12 @@ pub(crate) fn map_err(e: rusqlite::Error) -> StoreError {
                 "tasks.org_id, tasks.key" => Some("tasks_org_key_key"),
                 "charges.org_id, charges.key" => Some("charges_org_key_key"),
                 "bounces.org_id, bounces.address" => Some("bounces_org_address_key"),
+                "users.email" => Some("users_email_key"),
+                "sessions.id_hash" => Some("sessions_id_hash_key"),
+                "api_tokens.token_hash" => Some("api_tokens_token_hash_key"),
+                "idempotency_replies.org_id, idempotency_replies.key" => {
+                    Some("idempotency_replies_org_key_key")
+                }
                 _ => None,
             };
             if let Some(name) = name {
@@ -237,6 +243,20 @@ impl Store for SqliteStore {
         .map_err(map_err)?
     }
 
+    fn organization(&self, id: i64) -> Result<Option<Organization>, StoreError> {
+        let conn = self.conn()?;
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT id, slug, name, base_currency, time_zone, created_at FROM organizations WHERE id = ?1",
+            )
+            .map_err(map_err)?;
+        let mut rows = stmt.query([id]).map_err(map_err)?;
+        match rows.next().map_err(map_err)? {
+            Some(row) => Ok(Some(org_from_row(row).map_err(map_err)??)),
+            None => Ok(None),
+        }
+    }
+
     fn create_organization(
         &self,
         slug: &str,
@@ -293,7 +313,8 @@ impl Store for SqliteStore {
             return Ok(());
         };
         tx.execute(
-            "UPDATE organizations SET name = ?1, base_currency = ?2, time_zone = ?3 WHERE id = ?4",
+            "UPDATE organizations SET name = ?1, base_currency = ?2, time_zone = ?3, ledger_version = ledger_version + 1
+             WHERE id = ?4",
             params![
                 after.name,
                 after.base_currency.code(),
@@ -569,9 +590,19 @@ impl Store for SqliteStore {
             &conn,
             "SELECT id, recorded_at, actor, kind, entity_type, entity_key, customer_key, summary, data FROM events
              WHERE org_id = ?1 AND (?2 IS NULL OR customer_key = ?2) AND (?3 IS NULL OR entity_type = ?3)
-               AND (?4 IS NULL OR entity_key = ?4)
+               AND (?4 IS NULL OR entity_key = ?4) AND (?6 IS NULL OR substr(kind, 1, length(?6)) = ?6)
+               AND (?7 IS NULL OR actor = ?7) AND (?8 IS NULL OR id < ?8)
              ORDER BY id DESC LIMIT ?5",
-            params![org, filter.customer, filter.entity_type, filter.entity_key, limit],
+            params![
+                org,
+                filter.customer,
+                filter.entity_type,
+                filter.entity_key,
+                limit,
+                filter.kind_prefix,
+                filter.actor,
+                filter.before_id
+            ],
             |r| {
                 let recorded = text(r, 1)?;
                 let data = text(r, 8)?;
@@ -657,6 +688,9 @@ impl Store for SqliteStore {
                 .map_err(map_err)?;
             // Any error returns early and dropping `tx` rolls everything back.
             let counts = apply_in(&tx, org, changes, actor, now)?;
+            if !changes.is_empty() {
+                bump_ledger_version(&tx, org)?;
+            }
             tx.commit().map_err(map_err)?;
             Ok(counts)
         })();
@@ -664,6 +698,21 @@ impl Store for SqliteStore {
         conn.execute_batch(READ_CACHE).map_err(map_err)?;
         result
     }
+}
+
+/// Increments the organization's ledger version (read caches key on it);
+/// `NotFound` for an unknown organization.
+pub(crate) fn bump_ledger_version(conn: &Connection, org: i64) -> Result<(), StoreError> {
+    let n = conn
+        .prepare_cached(
+            "UPDATE organizations SET ledger_version = ledger_version + 1 WHERE id = ?1",
+        )
+        .and_then(|mut s| s.execute([org]))
+        .map_err(map_err)?;
+    if n == 0 {
+        return Err(not_found("organization", org));
+    }
+    Ok(())
 }
 
 /// Identifies a read snapshot: the newest event id (every write that changes

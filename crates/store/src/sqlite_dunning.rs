@@ -32,7 +32,9 @@ use crate::dunning_shared::{
     from_json, not_found, to_json,
 };
 use crate::events::NewEvent;
-use crate::sqlite::{READ_CACHE, SqliteStore, WRITE_CACHE, date_text, map_err, ts_text};
+use crate::sqlite::{
+    READ_CACHE, SqliteStore, WRITE_CACHE, bump_ledger_version, date_text, map_err, ts_text,
+};
 
 /// Who the log names for changes the store makes by itself (lease expiry,
 /// bounces reported by a provider).
@@ -78,7 +80,7 @@ fn push_digits(out: &mut String, v: u32, width: u32) {
     }
 }
 
-fn opt_ts(t: Option<Timestamp>) -> Option<String> {
+pub(crate) fn opt_ts(t: Option<Timestamp>) -> Option<String> {
     t.map(ts)
 }
 
@@ -98,7 +100,7 @@ pub(crate) fn ts_col(r: &Row<'_>, i: usize) -> Result<Timestamp, StoreError> {
     parse_timestamp(&col::<String>(r, i)?)
 }
 
-fn opt_ts_col(r: &Row<'_>, i: usize) -> Result<Option<Timestamp>, StoreError> {
+pub(crate) fn opt_ts_col(r: &Row<'_>, i: usize) -> Result<Option<Timestamp>, StoreError> {
     col::<Option<String>>(r, i)?
         .as_deref()
         .map(parse_timestamp)
@@ -131,7 +133,7 @@ pub(crate) fn query<T>(
     Ok(out)
 }
 
-fn query_opt<T>(
+pub(crate) fn query_opt<T>(
     conn: &Connection,
     sql: &str,
     params: impl Params,
@@ -182,7 +184,7 @@ pub(crate) fn organization(conn: &Connection, org: i64) -> Result<(String, Strin
 }
 
 /// Invoice number → (id, customer external id), within the organization.
-fn find_invoice(
+pub(crate) fn find_invoice(
     conn: &Connection,
     org: i64,
     number: &str,
@@ -196,7 +198,11 @@ fn find_invoice(
     )
 }
 
-fn find_customer(conn: &Connection, org: i64, key: &str) -> Result<Option<i64>, StoreError> {
+pub(crate) fn find_customer(
+    conn: &Connection,
+    org: i64,
+    key: &str,
+) -> Result<Option<i64>, StoreError> {
     query_opt(
         conn,
         "SELECT id FROM customers WHERE org_id = ?1 AND external_id = ?2",
@@ -427,11 +433,11 @@ fn save_message_state(conn: &Connection, id: i64, m: &OutboxMessage) -> Result<(
     Ok(())
 }
 
-const TASK_SELECT: &str = "SELECT t.id, t.key, t.kind, c.external_id, t.invoices, t.title, t.detail, t.due_on, t.created_at,
+pub(crate) const TASK_SELECT: &str = "SELECT t.id, t.key, t.kind, c.external_id, t.invoices, t.title, t.detail, t.due_on, t.created_at,
         t.status, t.assignee, t.snoozed_until, t.completed_at, t.completed_by, t.message_key
      FROM tasks t JOIN customers c ON c.id = t.customer_id";
 
-fn task_row(r: &Row<'_>) -> Result<Stored<Task>, StoreError> {
+pub(crate) fn task_row(r: &Row<'_>) -> Result<Stored<Task>, StoreError> {
     Ok(Stored {
         id: col(r, 0)?,
         record: Task {
@@ -723,7 +729,7 @@ impl RunWriter for RunRows<'_> {
 
 impl SqliteStore {
     /// Runs `f` in one `BEGIN IMMEDIATE` transaction, committed if it succeeds.
-    fn write<T>(
+    pub(crate) fn write<T>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
@@ -737,7 +743,7 @@ impl SqliteStore {
         Ok(out)
     }
 
-    fn read<T>(
+    pub(crate) fn read<T>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
@@ -1746,6 +1752,9 @@ impl DunningStore for SqliteStore {
             for key in &keys {
                 let e = ev::contact_unsubscribed(key, &customer, &address);
                 insert_event(tx, org, UNSUBSCRIBE_ACTOR, now, &e)?;
+            }
+            if !keys.is_empty() {
+                bump_ledger_version(tx, org)?;
             }
             Ok(Some(Unsubscribed {
                 org,
