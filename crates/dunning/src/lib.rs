@@ -13,6 +13,7 @@
 
 pub mod alerts;
 pub mod deliver;
+pub mod demo;
 pub mod predict;
 pub mod render;
 pub mod run;
