@@ -1,37 +1,117 @@
-//! arflow's HTTP server.
+//! arflow's web application: server-rendered pages for people, a JSON REST
+//! API for programs, and the endpoints outgoing email points at.
 //!
-//! So far it answers what outgoing email already points at: `/healthz`, and
-//! the one-click unsubscribe link of every reminder (`List-Unsubscribe:
-//! <BASE/u/TOKEN>`, RFC 8058). The dashboard, the REST API and accounts come
-//! with the web application.
+//! How a request flows (see `routes.rs`, the one table of every route):
+//! `middleware.rs` gives it a request id, times it for `/metrics` and adds
+//! the security headers; `access.rs` finds the caller (session cookie for
+//! pages, bearer token for the API), enforces the route's role and, for
+//! state-changing requests, the CSRF token; the handler then runs store
+//! calls on Tokio's blocking pool (the store is synchronous) and renders a
+//! template (`views.rs`, MiniJinja, autoescaped) or JSON.
 //!
-//! The store is synchronous (a connection pool), so handlers run its calls
-//! on Tokio's blocking pool.
+//! Every handler works inside the caller's organization (`Caller::org`):
+//! nothing a caller sends can name another organization.
+
+pub mod access;
+pub mod api;
+pub mod assets;
+pub mod cache;
+pub mod charts;
+pub mod metrics;
+pub mod middleware;
+pub mod pages;
+pub mod problem;
+pub mod routes;
+pub mod secrets;
+pub mod session;
+pub mod unsubscribe;
+pub mod views;
 
 use std::future::Future;
 use std::sync::Arc;
 
+use arflow_domain::analytics::summary::SummaryConfig;
 use arflow_domain::clock::Clock;
-use arflow_store::Store;
-use axum::Router;
-use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use arflow_store::{Store, StoreError};
+use jiff::SignedDuration;
+
+/// How the server was configured (from `arflow.toml` and the command line).
+#[derive(Debug, Clone)]
+pub struct WebConfig {
+    /// The report settings `arflow report summary` uses, so the overview
+    /// shows the same numbers.
+    pub summary: SummaryConfig,
+    /// Mark cookies `Secure` (the server is reached over HTTPS, directly or
+    /// behind a proxy).
+    pub secure_cookies: bool,
+    /// A session ends after this long without a request.
+    pub session_idle: SignedDuration,
+    /// Largest accepted request body (CSV uploads).
+    pub max_body_bytes: usize,
+    /// How outgoing email and SMS are configured, for the settings page,
+    /// secrets already replaced by "set" / "not set".
+    pub delivery: Vec<(String, String)>,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig {
+            summary: SummaryConfig::default(),
+            secure_cookies: false,
+            session_idle: SignedDuration::from_hours(12),
+            max_body_bytes: 20 * 1024 * 1024,
+            delivery: Vec::new(),
+        }
+    }
+}
 
 /// What every handler shares.
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
+    pub config: Arc<WebConfig>,
+    pub metrics: Arc<metrics::Metrics>,
+    pub cache: Arc<cache::LedgerCache>,
+    pub limiter: Arc<session::IpLimiter>,
+    pub views: Arc<views::Views>,
+    pub imports: Arc<pages::import::PendingImports>,
 }
 
-pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/u/{token}", get(unsubscribe_page).post(unsubscribe))
-        .with_state(state)
+impl AppState {
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, config: WebConfig) -> AppState {
+        AppState {
+            store,
+            clock,
+            config: Arc::new(config),
+            metrics: Arc::new(metrics::Metrics::new()),
+            cache: Arc::new(cache::LedgerCache::default()),
+            limiter: Arc::new(session::IpLimiter::default()),
+            views: Arc::new(views::Views::new()),
+            imports: Arc::new(pages::import::PendingImports::new()),
+        }
+    }
+
+    /// Runs store work on the blocking pool.
+    pub async fn blocking<T, F>(&self, f: F) -> Result<T, problem::AppError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn Store) -> Result<T, problem::AppError> + Send + 'static,
+    {
+        let store = Arc::clone(&self.store);
+        tokio::task::spawn_blocking(move || f(store.as_ref()))
+            .await
+            .map_err(|e| problem::AppError::Internal(format!("a background task failed: {e}")))?
+    }
 }
+
+impl From<StoreError> for problem::AppError {
+    fn from(e: StoreError) -> Self {
+        problem::AppError::from_store(e)
+    }
+}
+
+pub use routes::router;
 
 /// Serves until `shutdown` completes, then finishes the requests in flight.
 pub async fn serve(
@@ -39,133 +119,10 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
-}
-
-/// 200 when the database answers, 503 when it does not.
-async fn healthz(State(state): State<AppState>) -> Response {
-    let store = Arc::clone(&state.store);
-    match tokio::task::spawn_blocking(move || store.default_organization()).await {
-        Ok(Ok(_)) => plain(StatusCode::OK, "ok\n"),
-        _ => plain(StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n"),
-    }
-}
-
-/// A GET must not unsubscribe (mail scanners follow links): it only shows a
-/// button that POSTs, as RFC 8058 section 3.2 asks of the page behind the link.
-async fn unsubscribe_page(Path(token): Path<String>) -> Response {
-    let action = format!("/u/{}", escape(&token));
-    page(
-        StatusCode::OK,
-        "Unsubscribe from payment reminders",
-        &format!(
-            "<p>Stop receiving payment reminders by email at this address?</p>\
-             <form method=\"post\" action=\"{action}\">\
-             <input type=\"hidden\" name=\"List-Unsubscribe\" value=\"One-Click\">\
-             <button type=\"submit\">Unsubscribe</button></form>\
-             <p>Invoices stay due; the business may still contact you in other ways.</p>"
-        ),
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
-}
-
-/// The one-click POST (from the mail client, without cookies, or from the
-/// page's button). Answers directly, never with a redirect.
-async fn unsubscribe(State(state): State<AppState>, Path(token): Path<String>) -> Response {
-    let store = Arc::clone(&state.store);
-    let now = state.clock.now();
-    let result = tokio::task::spawn_blocking(move || store.unsubscribe(&token, now)).await;
-    match result {
-        Ok(Ok(Some(done))) => page(
-            StatusCode::OK,
-            "Unsubscribed",
-            &format!(
-                "<p>{} will no longer receive payment reminders by email.</p>",
-                escape(&done.address)
-            ),
-        ),
-        Ok(Ok(None)) => page(
-            StatusCode::NOT_FOUND,
-            "Link not recognised",
-            "<p>This unsubscribe link is not valid. Please use the link from the email you received.</p>",
-        ),
-        _ => page(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Something went wrong",
-            "<p>The request could not be completed. Please try again later.</p>",
-        ),
-    }
-}
-
-fn plain(status: StatusCode, body: &'static str) -> Response {
-    let mut r = (status, body).into_response();
-    secure(&mut r);
-    r
-}
-
-/// A complete HTML page with no scripts, styles or outside resources.
-fn page(status: StatusCode, title: &str, body: &str) -> Response {
-    let html = format!(
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{title}</title></head><body><h1>{title}</h1>{body}</body></html>\n"
-    );
-    let mut r = (
-        status,
-        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-        html,
-    )
-        .into_response();
-    secure(&mut r);
-    r
-}
-
-/// Security headers every response carries: nothing may run, embed or leak.
-fn secure(r: &mut Response) {
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-        ),
-    );
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-}
-
-/// HTML-escapes text for element content and quoted attributes. Five
-/// characters; a templating engine for two short pages would be more code.
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn escapes_markup() {
-        assert_eq!(
-            super::escape(r#"<a href="x">O'Brien & co</a>"#),
-            "&lt;a href=&quot;x&quot;&gt;O&#39;Brien &amp; co&lt;/a&gt;"
-        );
-    }
+    .with_graceful_shutdown(shutdown)
+    .await
 }

@@ -11,7 +11,7 @@ use arflow_domain::model::{ChannelPreferences, Contact, Customer, Invoice, Invoi
 use arflow_domain::money::Currency;
 use arflow_store::testing::test_store;
 use arflow_store::{Change, ChangeSet, EventFilter, PlannedWrite, Store};
-use arflow_web::{AppState, serve};
+use arflow_web::{AppState, WebConfig, serve};
 use jiff::Timestamp;
 use jiff::civil::date;
 
@@ -126,10 +126,7 @@ fn start(store: Arc<dyn Store>) -> String {
             .expect("runtime");
         rt.block_on(async move {
             let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-            let state = AppState {
-                store,
-                clock: Arc::new(FixedClock(now())),
-            };
+            let state = AppState::new(store, Arc::new(FixedClock(now())), WebConfig::default());
             serve(listener, state, std::future::pending())
                 .await
                 .expect("serve");
