@@ -6,6 +6,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 pub use crate::args_dunning::*;
 pub use crate::args_predict::*;
+pub use crate::args_users::*;
 
 #[derive(Debug, Parser)]
 #[command(name = "arflow", version, about = "Self-hosted accounts-receivable collections", long_about = None)]
@@ -63,7 +64,7 @@ pub enum Command {
     Template(TemplateArgs),
     /// Run the scheduler and deliver messages continuously.
     Worker(WorkerArgs),
-    /// Serve HTTP (health, one-click unsubscribe) with the worker running inside.
+    /// Serve the web application and REST API, with the dunning worker running inside.
     Serve(ServeArgs),
     /// Payment prediction: train, score open invoices, evaluate, list models.
     Predict(PredictArgs),
@@ -73,6 +74,8 @@ pub enum Command {
     Worklist(WorklistArgs),
     /// Exception alerts (each becomes an `alert` task).
     Alerts(AlertsArgs),
+    /// Users of the web application, their roles and API tokens.
+    User(UserArgs),
 }
 
 #[derive(Debug, Args)]

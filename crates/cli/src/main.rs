@@ -4,6 +4,7 @@
 mod args;
 mod args_dunning;
 mod args_predict;
+mod args_users;
 mod commands;
 mod config;
 mod context;

@@ -14,6 +14,7 @@ mod predict;
 mod report;
 mod serve;
 mod template;
+mod users;
 mod worker;
 
 use anyhow::Result;
@@ -64,5 +65,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Forecast(a) => predict::forecast(&Context::open(&cli.global)?, &a),
         Command::Worklist(a) => predict::worklist(&Context::open(&cli.global)?, &a),
         Command::Alerts(a) => alerts::run(&Context::open(&cli.global)?, &a),
+        Command::User(a) => users::run(&Context::open(&cli.global)?, &a),
     }
 }
