@@ -399,12 +399,16 @@ pub struct WorkerArgs {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Address to listen on.
-    #[arg(long, env = "ARFLOW_BIND", default_value = "127.0.0.1")]
-    pub bind: String,
-    /// Port to listen on (0: any free port, printed at start).
-    #[arg(long, env = "ARFLOW_PORT", default_value_t = 8080)]
-    pub port: u16,
+    /// Address to listen on (default: [web] bind in arflow.toml, else 127.0.0.1).
+    #[arg(long, env = "ARFLOW_BIND")]
+    pub bind: Option<String>,
+    /// Port to listen on (default: [web] port, else 8080; 0: any free port, printed at start).
+    #[arg(long, env = "ARFLOW_PORT")]
+    pub port: Option<u16>,
+    /// When the database has no invoices yet, load the demo ledger and
+    /// create the demo login (printed at start).
+    #[arg(long)]
+    pub demo: bool,
     /// Do not run the dunning worker inside the server (run `arflow worker` beside it).
     #[arg(long)]
     pub no_worker: bool,

@@ -23,6 +23,25 @@ pub struct Config {
     pub sms: Option<SmsConfig>,
     /// A directory of templates overriding the shipped ones (same layout).
     pub templates_dir: Option<PathBuf>,
+    /// `arflow serve`.
+    #[serde(default)]
+    pub web: WebSection,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebSection {
+    /// Address to listen on; default 127.0.0.1 (this machine only).
+    pub bind: Option<String>,
+    /// Port; default 8080.
+    pub port: Option<u16>,
+    /// Mark session cookies Secure: set when users reach arflow over HTTPS
+    /// (directly or through a proxy). Default: false.
+    pub secure_cookies: Option<bool>,
+    /// A session ends after this many hours without a request; default 12.
+    pub session_idle_hours: Option<u32>,
+    /// Largest accepted upload in megabytes (CSV imports); default 20.
+    pub max_upload_mb: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -88,6 +107,15 @@ pub fn template() -> &'static str {
 # How payments without explicit invoices are applied:
 # oldest-due-first (default), oldest-issued-first or exact-amount-only.
 # allocation_order = "oldest-due-first"
+
+[web]
+# arflow serve: where to listen (flags --bind/--port and ARFLOW_BIND/ARFLOW_PORT override).
+# bind = "127.0.0.1"
+# port = 8080
+# Set when users reach arflow over HTTPS (cookies are then marked Secure):
+# secure_cookies = true
+# session_idle_hours = 12
+# max_upload_mb = 20
 
 [reports]
 # Aging buckets after "current", as upper bounds in days past due.

@@ -5,9 +5,8 @@
 //! organization's base currency), so no float ever carries money.
 
 use anyhow::{Context as _, Result};
-use arflow_domain::Currency;
 use arflow_domain::analytics::Period;
-use arflow_domain::analytics::aging::{AgingBasis, AgingBucket, AgingConfig, AgingReport, aging};
+use arflow_domain::analytics::aging::{AgingBasis, AgingConfig, AgingReport, aging};
 use arflow_domain::analytics::cei::{CeiReport, CeiVariant, cei};
 use arflow_domain::analytics::customers::{CustomerBehaviorReport, customer_behavior};
 use arflow_domain::analytics::dso::{DsoConfig, DsoReport, dso};
@@ -20,6 +19,10 @@ use arflow_domain::fx::FxTable;
 use arflow_domain::ledger::{BaseConverter, Ledger};
 use arflow_domain::money::{format_minor, format_minor_grouped};
 use serde_json::{Value, json};
+
+// Shared with the web API (`GET /api/v1/reports/summary|aging`), so both say the same thing.
+use arflow_web::api::report_json::{aging_json, summary_json};
+pub(crate) use arflow_web::api::report_json::{amount, ratio_json};
 
 use crate::args::{ReportArgs, ReportName};
 use crate::context::{Context, parse_date_arg};
@@ -258,53 +261,6 @@ fn opt_pct(v: Option<f64>) -> String {
     v.map(|p| format!("{p:.1}")).unwrap_or_else(|| "n/a".into())
 }
 
-/// Ratios in JSON: numbers rounded to 2 decimals, or null when undefined.
-pub(crate) fn ratio_json(v: Option<f64>) -> Value {
-    v.map(|x| json!((x * 100.0).round() / 100.0))
-        .unwrap_or(Value::Null)
-}
-
-pub(crate) fn amount(minor: i64, c: Currency) -> Value {
-    Value::String(format_minor(minor, c))
-}
-
-fn aging_json(r: &AgingReport) -> Value {
-    let c = r.currency;
-    json!({
-        "report": "aging",
-        "as_of": r.as_of.to_string(),
-        "currency": c.code(),
-        "segment": r.segment,
-        "basis": match r.config.basis { AgingBasis::DueDate => "due-date", AgingBasis::IssueDate => "issue-date" },
-        "buckets": buckets_json(&r.buckets, c),
-        "total": amount(r.total, c),
-        "current": amount(r.current, c),
-        "overdue": amount(r.overdue, c),
-        "percent_current": ratio_json(r.percent_current),
-        "invoice_count": r.invoice_count,
-        "overdue_invoice_count": r.overdue_invoice_count,
-        "customers": r.customers.iter().map(|cu| json!({
-            "customer_id": cu.external_id, "name": cu.name, "segment": cu.segment,
-            "buckets": cu.buckets.iter().map(|&a| amount(a, c)).collect::<Vec<_>>(),
-            "total": amount(cu.total, c), "overdue": amount(cu.overdue, c), "invoice_count": cu.invoice_count,
-        })).collect::<Vec<_>>(),
-    })
-}
-
-fn buckets_json(buckets: &[AgingBucket], c: Currency) -> Value {
-    Value::Array(
-        buckets
-            .iter()
-            .map(|b| {
-                json!({
-                    "label": b.label, "min_days": b.min_days, "max_days": b.max_days,
-                    "amount": amount(b.amount, c), "invoice_count": b.invoice_count,
-                })
-            })
-            .collect(),
-    )
-}
-
 fn aging_table(r: &AgingReport) {
     let c = r.currency;
     println!(
@@ -515,33 +471,6 @@ fn cei_table(r: &CeiReport) {
     ]);
     t.print();
     println!("CEI = (beginning + sales - ending) / (beginning + sales - ending current) x 100");
-}
-
-pub(crate) fn summary_json(s: &Summary) -> Value {
-    let c = s.currency;
-    json!({
-        "report": "summary",
-        "as_of": s.as_of.to_string(),
-        "currency": c.code(),
-        "segment": s.segment,
-        "total_ar": amount(s.total_ar, c),
-        "current_ar": amount(s.current_ar, c),
-        "overdue_ar": amount(s.overdue_ar, c),
-        "percent_current": ratio_json(s.percent_current),
-        "open_invoice_count": s.open_invoice_count,
-        "overdue_invoice_count": s.overdue_invoice_count,
-        "customers_with_balance": s.customers_with_balance,
-        "customers_overdue": s.customers_overdue,
-        "credit_sales": amount(s.credit_sales, c),
-        "dso_period_days": s.dso_period_days,
-        "dso": ratio_json(s.dso),
-        "count_back_dso": ratio_json(Some(s.count_back_dso)),
-        "best_possible_dso": ratio_json(s.best_possible_dso),
-        "average_days_delinquent": ratio_json(s.average_days_delinquent),
-        "cei_period": {"start": s.cei_period.start.to_string(), "end": s.cei_period.end.to_string()},
-        "cei_percent": ratio_json(s.cei),
-        "aging": buckets_json(&s.aging, c),
-    })
 }
 
 fn summary_table(ctx: &Context, s: &Summary) {
