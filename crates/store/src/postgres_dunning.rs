@@ -1310,17 +1310,25 @@ impl DunningStore for PostgresStore {
         org: i64,
         filter: &OutboxFilter,
     ) -> Result<Vec<Stored<OutboxMessage>>, StoreError> {
-        // NULL filters match everything; one statement serves every combination.
+        // Only the filters given go into the statement, so the planner can
+        // use the (org, status) index instead of a generic plan.
         let limit: Option<i64> = filter.limit.map(i64::from);
-        query(
-            &mut *self.conn()?,
-            &format!(
-                "{MESSAGE_SELECT} WHERE m.org_id = $1 AND ($2::text IS NULL OR m.status = $2) AND ($3::text IS NULL OR c.external_id = $3)
-                 ORDER BY m.id DESC LIMIT $4"
-            ),
-            &[&org, &filter.status.map(|s| s.as_str()), &filter.customer, &limit],
-            |r| Ok(message_row(r)?.stored),
-        )
+        let status = filter.status.map(|s| s.as_str());
+        let mut sql = format!("{MESSAGE_SELECT} WHERE m.org_id = $1");
+        let mut params: Vec<Param<'_>> = vec![&org];
+        if let Some(s) = &status {
+            params.push(s);
+            sql.push_str(&format!(" AND m.status = ${}", params.len()));
+        }
+        if let Some(c) = &filter.customer {
+            params.push(c);
+            sql.push_str(&format!(" AND c.external_id = ${}", params.len()));
+        }
+        params.push(&limit);
+        sql.push_str(&format!(" ORDER BY m.id DESC LIMIT ${}", params.len()));
+        query(&mut *self.conn()?, &sql, &params, |r| {
+            Ok(message_row(r)?.stored)
+        })
     }
 
     fn message(&self, org: i64, id: i64) -> Result<Option<Stored<OutboxMessage>>, StoreError> {

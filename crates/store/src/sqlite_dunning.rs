@@ -1266,16 +1266,28 @@ impl DunningStore for SqliteStore {
         org: i64,
         filter: &OutboxFilter,
     ) -> Result<Vec<Stored<OutboxMessage>>, StoreError> {
-        // NULL filters match everything; one statement serves every combination.
+        // Only the filters given go into the statement: `?2 IS NULL OR
+        // m.status = ?2` would keep SQLite from using the status index.
+        // Unused numbered parameters are allowed, so the values stay put.
         let limit = filter.limit.map_or(-1, i64::from);
+        let mut sql = format!("{MESSAGE_SELECT} WHERE m.org_id = ?1");
+        if filter.status.is_some() {
+            sql.push_str(" AND m.status = ?2");
+        }
+        if filter.customer.is_some() {
+            sql.push_str(" AND c.external_id = ?3");
+        }
+        sql.push_str(" ORDER BY m.id DESC LIMIT ?4");
         self.read(|c| {
             query(
                 c,
-                &format!(
-                    "{MESSAGE_SELECT} WHERE m.org_id = ?1 AND (?2 IS NULL OR m.status = ?2) AND (?3 IS NULL OR c.external_id = ?3)
-                     ORDER BY m.id DESC LIMIT ?4"
-                ),
-                params![org, filter.status.map(|s| s.as_str()), filter.customer, limit],
+                &sql,
+                params![
+                    org,
+                    filter.status.map(|s| s.as_str()),
+                    filter.customer,
+                    limit
+                ],
                 |r| Ok(message_row(r)?.stored),
             )
         })

@@ -23,14 +23,14 @@ fn sqlite_reopen_does_not_rerun_migrations() {
     let org = first.default_organization().expect("org");
     assert_eq!(
         first.applied_migrations().expect("migrations"),
-        vec![1, 2, 3, 4, 5, 6]
+        vec![1, 2, 3, 4, 5, 6, 7]
     );
     drop(first);
     let later = Timestamp::from_second(1_800_000_000).expect("timestamp");
     let second = SqliteStore::open(&path, later).expect("reopen");
     assert_eq!(
         second.applied_migrations().expect("migrations"),
-        vec![1, 2, 3, 4, 5, 6]
+        vec![1, 2, 3, 4, 5, 6, 7]
     );
     // Same organization, same creation time: not re-created.
     assert_eq!(second.default_organization().expect("org"), org);
