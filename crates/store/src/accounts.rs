@@ -290,6 +290,16 @@ pub trait AccountStore: Send + Sync {
     /// customer's timeline with the body and invoice, by the author at
     /// `created_at`.
     fn add_note(&self, org: i64, note: &Note) -> Result<i64, StoreError>;
+    /// Completes an open task and keeps a note about it, in one transaction:
+    /// both happen or neither. Returns the note's id.
+    fn complete_task_with_note(
+        &self,
+        org: i64,
+        id: i64,
+        actor: &str,
+        now: Timestamp,
+        note: &Note,
+    ) -> Result<i64, StoreError>;
 
     // --- tasks ---------------------------------------------------------
     /// Sets or clears the assignee (a user's email; not checked against the

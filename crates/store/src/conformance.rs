@@ -2297,6 +2297,31 @@ pub fn promises_cancel_once(store: &dyn Store, org: i64) {
         (cancelled.cancelled_at, cancelled.cancelled_by.as_deref()),
         (Some(at(HOUR)), Some("bob"))
     );
+
+    // Several promises at once: all or none.
+    let n = event_count(store, org);
+    let on = |invoice: &str| Promise {
+        scope: Scope::Invoice(invoice.into()),
+        amount: None,
+        ..promise.clone()
+    };
+    expect_unknown(
+        store.create_promises(org, &[on("INV-1"), on("INV-404")], now()),
+        "invoice",
+        "INV-404",
+    );
+    assert_eq!(store.promises(org).expect("promises").len(), 2, "none kept");
+    assert_eq!(event_count(store, org), n);
+    let ids = store
+        .create_promises(org, &[on("INV-1"), on("INV-2")], now())
+        .expect("promises");
+    assert_eq!(ids.len(), 2);
+    let kept = store.promises(org).expect("promises");
+    assert_eq!(
+        kept.iter().rev().take(2).map(|p| p.id).collect::<Vec<_>>(),
+        vec![ids[1], ids[0]]
+    );
+    assert_eq!(event_count(store, org), n + 2);
 }
 
 /// The first run's actions, for the isolation step.
@@ -4473,9 +4498,35 @@ pub fn tasks_are_assigned_and_snoozed(store: &dyn Store, a: i64) {
         store.snooze_task(a, id + 1_000_000, None, ACTOR, now()),
         "task",
     );
-    store
-        .complete_task(a, id, ACTOR, at(3 * HOUR))
-        .expect("complete");
+    // Completing with a note is one change: a note that cannot be kept
+    // leaves the task open, and a done task gets no second note.
+    let done_note = |invoice: &str| Note {
+        customer: "C1".into(),
+        invoice: Some(invoice.into()),
+        author: ACTOR.into(),
+        body: "Task done: called Ana.".into(),
+        created_at: at(3 * HOUR),
+    };
+    let notes_before = store.notes(a, "C1").expect("notes").len();
+    expect_unknown(
+        store.complete_task_with_note(a, id, ACTOR, at(3 * HOUR), &done_note("INV-9")),
+        "invoice",
+        "INV-9",
+    );
+    assert_eq!(task(store).record.status, TaskStatus::Open, "rolled back");
+    assert_eq!(store.notes(a, "C1").expect("notes").len(), notes_before);
+    let note_id = store
+        .complete_task_with_note(a, id, ACTOR, at(3 * HOUR), &done_note("INV-1"))
+        .expect("complete with a note");
+    assert_eq!(task(store).record.status, TaskStatus::Done);
+    let notes = store.notes(a, "C1").expect("notes");
+    assert_eq!(notes.len(), notes_before + 1);
+    assert_eq!(notes.last().map(|n| n.id), Some(note_id));
+    expect_conflict(
+        store.complete_task_with_note(a, id, ACTOR, at(3 * HOUR), &done_note("INV-1")),
+        "completing twice",
+    );
+    assert_eq!(store.notes(a, "C1").expect("notes").len(), notes_before + 1);
     expect_conflict(
         store.assign_task(a, id, Some("x"), ACTOR, now()),
         "assigning a done task",

@@ -161,6 +161,14 @@ pub trait DunningStore: Send + Sync {
         promise: &Promise,
         now: Timestamp,
     ) -> Result<i64, StoreError>;
+    /// Several promises (one per invoice, say) in one transaction: all are
+    /// recorded or, on the first error, none.
+    fn create_promises(
+        &self,
+        org: i64,
+        promises: &[Promise],
+        now: Timestamp,
+    ) -> Result<Vec<i64>, StoreError>;
     /// Logs `promise.cancelled`; cancelling twice is a conflict.
     fn cancel_promise(
         &self,

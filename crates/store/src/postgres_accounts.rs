@@ -8,7 +8,7 @@ use arflow_domain::dunning::records::{Task, TaskStatus};
 use arflow_domain::model::Stored;
 use jiff::civil::Date;
 use jiff::{SignedDuration, Timestamp};
-use postgres::{GenericClient, Row};
+use postgres::{GenericClient, Row, Transaction};
 
 use crate::StoreError;
 use crate::accounts::{
@@ -556,47 +556,20 @@ impl AccountStore for PostgresStore {
     }
 
     fn add_note(&self, org: i64, note: &Note) -> Result<i64, StoreError> {
+        self.write(|tx| insert_note(tx, org, note))
+    }
+
+    fn complete_task_with_note(
+        &self,
+        org: i64,
+        id: i64,
+        actor: &str,
+        now: Timestamp,
+        note: &Note,
+    ) -> Result<i64, StoreError> {
         self.write(|tx| {
-            let customer_id = find_customer(tx, org, &note.customer)?
-                .ok_or_else(|| unknown("customer", &note.customer))?;
-            let invoice_id = match &note.invoice {
-                None => None,
-                Some(number) => {
-                    let (id, owner) =
-                        find_invoice(tx, org, number)?.ok_or_else(|| unknown("invoice", number))?;
-                    if owner != note.customer {
-                        return Err(sh::invoice_of_another_customer(
-                            number,
-                            &owner,
-                            &note.customer,
-                        ));
-                    }
-                    Some(id)
-                }
-            };
-            let id: i64 = query_opt(
-                tx,
-                "INSERT INTO notes (org_id, customer_id, invoice_id, author, body, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-                &[
-                    &org,
-                    &customer_id,
-                    &invoice_id,
-                    &note.author,
-                    &note.body,
-                    &ts(note.created_at)?,
-                ],
-                |r| g(r, 0),
-            )?
-            .ok_or_else(|| StoreError::Database("INSERT … RETURNING returned no row".into()))?;
-            insert_event(
-                tx,
-                org,
-                &note.author,
-                note.created_at,
-                sh::note_added(id, note),
-            )?;
-            Ok(id)
+            crate::postgres_dunning::complete_open_task(tx, org, id, actor, now)?;
+            insert_note(tx, org, note)
         })
     }
 
@@ -694,4 +667,48 @@ impl AccountStore for PostgresStore {
         )?
         .ok_or(not_found("organization", org))
     }
+}
+
+/// Inserts a note (and its `note.added` event) inside the caller's transaction.
+fn insert_note(tx: &mut Transaction<'_>, org: i64, note: &Note) -> Result<i64, StoreError> {
+    let customer_id = find_customer(tx, org, &note.customer)?
+        .ok_or_else(|| unknown("customer", &note.customer))?;
+    let invoice_id = match &note.invoice {
+        None => None,
+        Some(number) => {
+            let (id, owner) =
+                find_invoice(tx, org, number)?.ok_or_else(|| unknown("invoice", number))?;
+            if owner != note.customer {
+                return Err(sh::invoice_of_another_customer(
+                    number,
+                    &owner,
+                    &note.customer,
+                ));
+            }
+            Some(id)
+        }
+    };
+    let id: i64 = query_opt(
+        tx,
+        "INSERT INTO notes (org_id, customer_id, invoice_id, author, body, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        &[
+            &org,
+            &customer_id,
+            &invoice_id,
+            &note.author,
+            &note.body,
+            &ts(note.created_at)?,
+        ],
+        |r| g(r, 0),
+    )?
+    .ok_or_else(|| StoreError::Database("INSERT … RETURNING returned no row".into()))?;
+    insert_event(
+        tx,
+        org,
+        &note.author,
+        note.created_at,
+        sh::note_added(id, note),
+    )?;
+    Ok(id)
 }

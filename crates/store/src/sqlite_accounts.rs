@@ -561,46 +561,20 @@ impl AccountStore for SqliteStore {
     }
 
     fn add_note(&self, org: i64, note: &Note) -> Result<i64, StoreError> {
+        self.write(|tx| insert_note(tx, org, note))
+    }
+
+    fn complete_task_with_note(
+        &self,
+        org: i64,
+        id: i64,
+        actor: &str,
+        now: Timestamp,
+        note: &Note,
+    ) -> Result<i64, StoreError> {
         self.write(|tx| {
-            let customer_id = find_customer(tx, org, &note.customer)?
-                .ok_or_else(|| unknown("customer", &note.customer))?;
-            let invoice_id = match &note.invoice {
-                None => None,
-                Some(number) => {
-                    let (id, owner) =
-                        find_invoice(tx, org, number)?.ok_or_else(|| unknown("invoice", number))?;
-                    if owner != note.customer {
-                        return Err(sh::invoice_of_another_customer(
-                            number,
-                            &owner,
-                            &note.customer,
-                        ));
-                    }
-                    Some(id)
-                }
-            };
-            tx.execute(
-                "INSERT INTO notes (org_id, customer_id, invoice_id, author, body, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![
-                    org,
-                    customer_id,
-                    invoice_id,
-                    note.author,
-                    note.body,
-                    ts(note.created_at)
-                ],
-            )
-            .map_err(map_err)?;
-            let id = tx.last_insert_rowid();
-            insert_event(
-                tx,
-                org,
-                &note.author,
-                note.created_at,
-                &sh::note_added(id, note),
-            )?;
-            Ok(id)
+            crate::sqlite_dunning::complete_open_task(tx, org, id, actor, now)?;
+            insert_note(tx, org, note)
         })
     }
 
@@ -704,4 +678,47 @@ impl AccountStore for SqliteStore {
             .ok_or(not_found("organization", org))
         })
     }
+}
+
+/// Inserts a note (and its `note.added` event) inside the caller's transaction.
+fn insert_note(tx: &Connection, org: i64, note: &Note) -> Result<i64, StoreError> {
+    let customer_id = find_customer(tx, org, &note.customer)?
+        .ok_or_else(|| unknown("customer", &note.customer))?;
+    let invoice_id = match &note.invoice {
+        None => None,
+        Some(number) => {
+            let (id, owner) =
+                find_invoice(tx, org, number)?.ok_or_else(|| unknown("invoice", number))?;
+            if owner != note.customer {
+                return Err(sh::invoice_of_another_customer(
+                    number,
+                    &owner,
+                    &note.customer,
+                ));
+            }
+            Some(id)
+        }
+    };
+    tx.execute(
+        "INSERT INTO notes (org_id, customer_id, invoice_id, author, body, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            org,
+            customer_id,
+            invoice_id,
+            note.author,
+            note.body,
+            ts(note.created_at)
+        ],
+    )
+    .map_err(map_err)?;
+    let id = tx.last_insert_rowid();
+    insert_event(
+        tx,
+        org,
+        &note.author,
+        note.created_at,
+        &sh::note_added(id, note),
+    )?;
+    Ok(id)
 }

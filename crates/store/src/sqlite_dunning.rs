@@ -532,6 +532,68 @@ fn complete_task_row(
     )
 }
 
+/// Completes an open task of `org` inside the caller's transaction; a task
+/// already done is a conflict.
+pub(crate) fn complete_open_task(
+    tx: &Connection,
+    org: i64,
+    id: i64,
+    actor: &str,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let now = truncate_micros(now);
+    let task = query_opt(
+        tx,
+        &format!("{TASK_SELECT} WHERE t.org_id = ?1 AND t.id = ?2"),
+        params![org, id],
+        task_row,
+    )?
+    .ok_or(not_found("task", id))?;
+    if task.record.status == TaskStatus::Done {
+        return Err(conflict(format!("task #{id} is already done")));
+    }
+    complete_task_row(tx, org, &task, actor, now)
+}
+
+/// Inserts one promise (and its `promise.created` event) inside the
+/// caller's transaction.
+fn insert_promise(
+    tx: &Connection,
+    org: i64,
+    promise: &Promise,
+    now: Timestamp,
+) -> Result<i64, StoreError> {
+    let (customer_id, invoice_id, customer) = resolve_scope(tx, org, &promise.scope)?;
+    tx.execute(
+            "INSERT INTO promises (org_id, customer_id, invoice_id, amount, currency, promised_on, grace_days, made_at, made_by,
+                note, cancelled_at, cancelled_by) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            params![
+                org,
+                customer_id,
+                invoice_id,
+                promise.amount.map(|m| m.minor),
+                promise.amount.map(|m| m.currency.code()),
+                date_text(promise.promised_on),
+                promise.grace_days,
+                ts(promise.made_at),
+                promise.made_by,
+                promise.note,
+                opt_ts(promise.cancelled_at),
+                promise.cancelled_by
+            ],
+        )
+        .map_err(map_err)?;
+    let id = tx.last_insert_rowid();
+    insert_event(
+        tx,
+        org,
+        &promise.made_by,
+        now,
+        &ev::promise_created(id, promise, &customer),
+    )?;
+    Ok(id)
+}
+
 const CHARGE_SELECT: &str = "SELECT ch.id, ch.key, i.number, ch.kind, ch.amount, ch.currency, ch.charged_on, ch.description,
         ch.created_at, ch.waived_at, ch.waived_by, ch.waive_reason, c.external_id
      FROM charges ch JOIN invoices i ON i.id = ch.invoice_id JOIN customers c ON c.id = i.customer_id";
@@ -1155,30 +1217,20 @@ impl DunningStore for SqliteStore {
         promise: &Promise,
         now: Timestamp,
     ) -> Result<i64, StoreError> {
+        self.write(|tx| insert_promise(tx, org, promise, now))
+    }
+
+    fn create_promises(
+        &self,
+        org: i64,
+        promises: &[Promise],
+        now: Timestamp,
+    ) -> Result<Vec<i64>, StoreError> {
         self.write(|tx| {
-            let (customer_id, invoice_id, customer) = resolve_scope(tx, org, &promise.scope)?;
-            tx.execute(
-                "INSERT INTO promises (org_id, customer_id, invoice_id, amount, currency, promised_on, grace_days, made_at, made_by,
-                    note, cancelled_at, cancelled_by) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-                params![
-                    org,
-                    customer_id,
-                    invoice_id,
-                    promise.amount.map(|m| m.minor),
-                    promise.amount.map(|m| m.currency.code()),
-                    date_text(promise.promised_on),
-                    promise.grace_days,
-                    ts(promise.made_at),
-                    promise.made_by,
-                    promise.note,
-                    opt_ts(promise.cancelled_at),
-                    promise.cancelled_by
-                ],
-            )
-            .map_err(map_err)?;
-            let id = tx.last_insert_rowid();
-            insert_event(tx, org, &promise.made_by, now, &ev::promise_created(id, promise, &customer))?;
-            Ok(id)
+            promises
+                .iter()
+                .map(|p| insert_promise(tx, org, p, now))
+                .collect()
         })
     }
 
@@ -1563,20 +1615,7 @@ impl DunningStore for SqliteStore {
         actor: &str,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        let now = truncate_micros(now);
-        self.write(|tx| {
-            let task = query_opt(
-                tx,
-                &format!("{TASK_SELECT} WHERE t.org_id = ?1 AND t.id = ?2"),
-                params![org, id],
-                task_row,
-            )?
-            .ok_or(not_found("task", id))?;
-            if task.record.status == TaskStatus::Done {
-                return Err(conflict(format!("task #{id} is already done")));
-            }
-            complete_task_row(tx, org, &task, actor, now)
-        })
+        self.write(|tx| complete_open_task(tx, org, id, actor, now))
     }
 
     fn charges(&self, org: i64) -> Result<Vec<Stored<Charge>>, StoreError> {

@@ -26,9 +26,9 @@ use jiff::civil::Date;
 use serde::Serialize;
 
 use super::common::{
-    Fields, Pauses, Prediction, amount_text, behaviour, customer_href, done, encode, href,
-    local_time, money, one_decimal, paginate, parse_date, parse_page, predicted, promise_active,
-    ratio_text, sort_links, start_of,
+    Fields, Pauses, Prediction, RecordId, amount_text, behaviour, customer_href, done, encode,
+    href, local_time, money, one_decimal, paginate, parse_date, parse_page, predicted,
+    promise_active, ratio_text, sort_links, start_of,
 };
 use super::invoices::contains_ci;
 use crate::AppState;
@@ -1513,7 +1513,7 @@ async fn change_then_show(
 async fn end_hold(
     State(app): State<AppState>,
     caller: Caller,
-    Path(id): Path<i64>,
+    RecordId(id): RecordId,
     Form(form): Form<Vec<(String, String)>>,
 ) -> Result<Response, PageError> {
     let view = super::ledger_view(&app, &caller).await?;
@@ -1634,7 +1634,7 @@ async fn open_dispute(
 async fn resolve_dispute(
     State(app): State<AppState>,
     caller: Caller,
-    Path(id): Path<i64>,
+    RecordId(id): RecordId,
     Form(form): Form<Vec<(String, String)>>,
 ) -> Result<Response, PageError> {
     let f = Fields(form);
@@ -1830,12 +1830,8 @@ async fn create_promise(
         key,
         ("promise", 0, f),
         "promise_added",
-        move |store| {
-            for p in &promises {
-                store.create_promise(org, p, now)?;
-            }
-            Ok(())
-        },
+        // All the chosen invoices' promises or none.
+        move |store| Ok(store.create_promises(org, &promises, now).map(drop)?),
     )
     .await
 }
@@ -1843,7 +1839,7 @@ async fn create_promise(
 async fn cancel_promise(
     State(app): State<AppState>,
     caller: Caller,
-    Path(id): Path<i64>,
+    RecordId(id): RecordId,
     Form(form): Form<Vec<(String, String)>>,
 ) -> Result<Response, PageError> {
     let view = super::ledger_view(&app, &caller).await?;

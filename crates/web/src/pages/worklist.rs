@@ -14,15 +14,15 @@ use std::collections::{HashMap, HashSet};
 use arflow_domain::dunning::records::{Dispute, Task, TaskKind, TaskStatus};
 use arflow_domain::model::Stored;
 use arflow_store::{Note, OutboxFilter, Role};
-use axum::extract::{Form, Path, Query, State};
+use axum::extract::{Form, Query, State};
 use axum::http::Method;
 use axum::response::Response;
 use jiff::civil::Date;
 use serde::Serialize;
 
 use super::common::{
-    Fields, Prediction, add_days, customer_href, done, href, local_date, money, parse_date,
-    predicted, with_converter,
+    Fields, Prediction, RecordId, add_days, customer_href, done, href, local_date, money,
+    parse_date, predicted, with_converter,
 };
 use crate::AppState;
 use crate::access::Caller;
@@ -539,7 +539,7 @@ async fn open_task(app: &AppState, org: i64, id: i64) -> Result<Stored<Task>, Ap
 async fn assign(
     State(app): State<AppState>,
     caller: Caller,
-    Path(id): Path<i64>,
+    RecordId(id): RecordId,
     Form(form): Form<Vec<(String, String)>>,
 ) -> Result<Response, PageError> {
     let f = Fields(form);
@@ -579,7 +579,7 @@ async fn assign(
 async fn complete(
     State(app): State<AppState>,
     caller: Caller,
-    Path(id): Path<i64>,
+    RecordId(id): RecordId,
     Form(form): Form<Vec<(String, String)>>,
 ) -> Result<Response, PageError> {
     let f = Fields(form);
@@ -591,24 +591,23 @@ async fn complete(
     }
     let (actor, now) = (caller.email.clone(), app.clock.now());
     app.blocking(move |store| {
-        store.complete_task(org, id, &actor, now)?;
-        if let Some(body) = note {
-            // Kept on the customer, about the task's invoice when it has one.
-            let invoice = match task.invoices.as_slice() {
-                [one] => Some(one.clone()),
-                _ => None,
-            };
-            store.add_note(
-                org,
-                &Note {
-                    customer: task.customer.clone(),
-                    invoice,
-                    author: actor.clone(),
-                    body: format!("Task done: {}. {body}", task.title.trim_end_matches('.')),
-                    created_at: now,
-                },
-            )?;
-        }
+        let Some(body) = note else {
+            return Ok(store.complete_task(org, id, &actor, now)?);
+        };
+        // Kept on the customer, about the task's invoice when it has one;
+        // one transaction, so a note that cannot be kept leaves the task open.
+        let invoice = match task.invoices.as_slice() {
+            [one] => Some(one.clone()),
+            _ => None,
+        };
+        let note = Note {
+            customer: task.customer.clone(),
+            invoice,
+            author: actor.clone(),
+            body: format!("Task done: {}. {body}", task.title.trim_end_matches('.')),
+            created_at: now,
+        };
+        store.complete_task_with_note(org, id, &actor, now, &note)?;
         Ok(())
     })
     .await?;
@@ -618,7 +617,7 @@ async fn complete(
 async fn snooze(
     State(app): State<AppState>,
     caller: Caller,
-    Path(id): Path<i64>,
+    RecordId(id): RecordId,
     Form(form): Form<Vec<(String, String)>>,
 ) -> Result<Response, PageError> {
     let f = Fields(form);
