@@ -238,18 +238,41 @@ impl LedgerCache {
             return Ok(v);
         }
         let _one_at_a_time = self.building.lock().unwrap_or_else(|p| p.into_inner());
+        // Another request may have built a view (or the ledger moved on)
+        // while this one waited for the lock.
+        let mut version = store.ledger_version(org)?;
         if let Some(v) = self.current(org, version, now) {
             return Ok(v);
         }
         let organization = store
             .organization(org)?
             .ok_or_else(|| AppError::NotFound(format!("organization #{org} was not found")))?;
-        let view = Arc::new(LedgerView::build(store, organization, version, now, aging)?);
+        // The view is read with several queries, not in one snapshot: it is
+        // consistent only if no change committed between the first and the
+        // last (every change raises the version in its own transaction).
+        // Rebuild while imports keep landing; after a few tries keep the
+        // last build under its old version, so the next request tries again.
+        let mut view;
+        let mut tries = 0;
+        loop {
+            view = LedgerView::build(store, organization.clone(), version, now, aging)?;
+            tries += 1;
+            let after = store.ledger_version(org)?;
+            if after == version || tries == 3 {
+                break;
+            }
+            version = after;
+        }
+        let view = Arc::new(view);
         rebuilt();
-        self.views
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(org, Arc::clone(&view));
+        let mut views = self.views.lock().unwrap_or_else(|p| p.into_inner());
+        match views.get(&org) {
+            // Never replace a view of a newer ledger with an older one.
+            Some(newer) if newer.version > view.version => {}
+            _ => {
+                views.insert(org, Arc::clone(&view));
+            }
+        }
         Ok(view)
     }
 
