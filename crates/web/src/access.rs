@@ -232,33 +232,34 @@ async fn token_caller(
     }))
 }
 
-/// Checks the origin and the synchronizer token of a state-changing request
-/// from a browser session; gives the request back (its body re-attached).
-async fn check_csrf(req: Request, expected: &str, limit: usize) -> Result<Request, AppError> {
+/// Refuses a browser request that another site made (the browser's
+/// `Sec-Fetch-Site`, or an `Origin` naming another host). Also guards
+/// `POST /login`, which has no session token yet: another site must not log
+/// a visitor into the attacker's account.
+pub fn same_site(headers: &axum::http::HeaderMap) -> Result<(), AppError> {
     let forbidden = |why: &str| AppError::Forbidden(format!("the request was refused: {why}"));
-    if let Some(site) = req
-        .headers()
-        .get("sec-fetch-site")
-        .and_then(|v| v.to_str().ok())
+    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok())
         && !matches!(site, "same-origin" | "none")
     {
         return Err(forbidden("it came from another site"));
     }
-    if let Some(origin) = req
-        .headers()
-        .get(header::ORIGIN)
-        .and_then(|v| v.to_str().ok())
+    if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok())
         && origin != "null"
     {
-        let host = req
-            .headers()
-            .get(header::HOST)
-            .and_then(|v| v.to_str().ok());
+        let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
         let origin_host = origin.split_once("://").map(|(_, h)| h);
         if host.is_none() || origin_host != host {
             return Err(forbidden("it came from another origin"));
         }
     }
+    Ok(())
+}
+
+/// Checks the origin and the synchronizer token of a state-changing request
+/// from a browser session; gives the request back (its body re-attached).
+async fn check_csrf(req: Request, expected: &str, limit: usize) -> Result<Request, AppError> {
+    same_site(req.headers())?;
+    let forbidden = |why: &str| AppError::Forbidden(format!("the request was refused: {why}"));
     // A header (scripts) or a query parameter (multipart forms) ...
     let mut sent: Option<String> = req
         .headers()

@@ -64,8 +64,10 @@ pub async fn login_page(
 pub async fn login(
     State(app): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Result<Response, PageError> {
+    crate::access::same_site(&headers)?;
     let next = safe_next(form.next.as_deref());
     let now = app.clock.now();
     let ip = peer.ip();
@@ -175,7 +177,16 @@ fn set_cookie(r: &mut Response, cookie: &str) {
 /// Only local paths: `next` must not send a user to another site.
 fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_string(),
+        // Browsers drop tabs and newlines from URLs, so "/\t/evil.example"
+        // would become "//evil.example": no control characters at all.
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && !n.contains('\\')
+                && !n.chars().any(char::is_control) =>
+        {
+            n.to_string()
+        }
         _ => "/".to_string(),
     }
 }
@@ -217,6 +228,8 @@ mod tests {
         assert_eq!(safe_next(Some("//evil.example")), "/");
         assert_eq!(safe_next(Some("https://evil.example")), "/");
         assert_eq!(safe_next(Some("/\\evil.example")), "/");
+        assert_eq!(safe_next(Some("/\t/evil.example")), "/");
+        assert_eq!(safe_next(Some("/\n/evil.example")), "/");
         assert_eq!(safe_next(None), "/");
     }
 

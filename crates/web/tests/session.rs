@@ -68,6 +68,37 @@ fn login_never_redirects_off_site() {
 }
 
 #[test]
+fn login_next_with_a_tab_stays_on_site() {
+    // Browsers drop the tab, which would make "//evil.example".
+    let Some(app) = spawn_app() else { return };
+    let r = app.anonymous().post_form_raw(
+        "/login",
+        &[
+            ("email", VIEWER),
+            ("password", PASSWORD),
+            ("next", "/\t/evil.example"),
+        ],
+    );
+    assert_eq!(r.status, 303);
+    assert_eq!(r.location.as_deref(), Some("/"));
+}
+
+#[test]
+fn another_site_cannot_log_a_visitor_in() {
+    let Some(app) = spawn_app() else { return };
+    let fields = [("email", VIEWER), ("password", PASSWORD)];
+    let anon = app.anonymous();
+    let r = anon.post_form_with("/login", &[("Sec-Fetch-Site", "cross-site")], &fields);
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(r.header("set-cookie").is_none());
+    let r = anon.post_form_with("/login", &[("Origin", "https://evil.example")], &fields);
+    assert_eq!(r.status, 403, "{}", r.body);
+    // The login form itself (same origin) still works.
+    let r = anon.post_form_with("/login", &[("Sec-Fetch-Site", "same-origin")], &fields);
+    assert_eq!(r.status, 303, "{}", r.body);
+}
+
+#[test]
 fn wrong_passwords_are_refused_and_an_email_is_locked_after_five() {
     let Some(app) = spawn_app() else { return };
     let anon = app.anonymous();

@@ -348,6 +348,23 @@ impl Browser {
         reply(req.send_form(fields.iter().copied()))
     }
 
+    /// POSTs a form exactly as given, with extra request headers.
+    pub fn post_form_with(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+        fields: &[(&str, &str)],
+    ) -> Reply {
+        let mut req = self.agent.post(&self.url(path));
+        if let Some(c) = &self.cookie {
+            req = req.header("Cookie", c);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        reply(req.send_form(fields.iter().copied()))
+    }
+
     /// POSTs a multipart body (file uploads); the CSRF token goes in the query.
     pub fn post_multipart(&self, path: &str, boundary: &str, body: Vec<u8>) -> Reply {
         let sep = if path.contains('?') { '&' } else { '?' };
