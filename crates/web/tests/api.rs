@@ -1166,6 +1166,44 @@ fn disputes_promises_tasks_notes_and_messages() {
         None,
     );
     assert_eq!(field_errors(&assert_problem(&r, 422)), vec!["/customer"]);
+    // The customer page's rules: not in the past, in the currency of what
+    // is promised, at most 90 days' grace, notes of sane length.
+    let customer = app
+        .store
+        .customers(app.org)
+        .unwrap()
+        .into_iter()
+        .find(|c| c.record.external_id == inv.customer)
+        .unwrap();
+    let other = if customer.record.currency.code() == "EUR" {
+        "USD"
+    } else {
+        "EUR"
+    };
+    let r = app.api_post(
+        &collector,
+        "/api/v1/promises",
+        &json!({"customer": inv.customer, "promised_on": "2020-01-01", "grace_days": 120,
+                "amount": {"amount": "1.00", "currency": other}, "note": "x".repeat(10_001)}),
+        None,
+    );
+    assert_eq!(
+        field_errors(&assert_problem(&r, 422)),
+        vec!["/promised_on", "/amount/currency", "/note", "/grace_days"]
+    );
+    // Nothing is left to promise on a paid invoice.
+    let paid =
+        ok(&app.api_get(&viewer, "/api/v1/invoices?status=paid&limit=1"))["data"][0]["number"]
+            .as_str()
+            .expect("the fixture has a paid invoice")
+            .to_string();
+    let r = app.api_post(
+        &collector,
+        "/api/v1/promises",
+        &json!({"invoice": paid, "promised_on": "2026-12-10"}),
+        None,
+    );
+    assert_eq!(field_errors(&assert_problem(&r, 422)), vec!["/invoice"]);
     let pid = p["id"].as_i64().unwrap();
     let cancelled = ok(&app.api_post(
         &collector,

@@ -7,7 +7,7 @@ use arflow_domain::dunning::records::{
 };
 use arflow_domain::model::Stored;
 use arflow_domain::money::Money as DMoney;
-use arflow_store::{Note as DNote, OutboxFilter};
+use arflow_store::{Note as DNote, OutboxFilter, Role};
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, Uri};
@@ -28,6 +28,7 @@ use super::page::{self, List, Page};
 use super::validate::Errors;
 use crate::AppState;
 use crate::access::Caller;
+use crate::cache::InvoiceState;
 use crate::pages::ledger_view_of;
 use crate::problem::ProblemBody;
 
@@ -500,19 +501,57 @@ pub async fn create_promise(
             input.invoice.as_deref(),
         )
         .await?;
+        // The same rules as the customer page's promise form.
+        let view = ledger_view_of(&app, caller.org).await?;
+        let today = view.today;
         let mut errs = Errors::default();
+        let expected_currency = match &scope {
+            DScope::Invoice(number) => match view.invoice(number) {
+                Some((_, row))
+                    if !matches!(row.state, InvoiceState::Open | InvoiceState::Overdue) =>
+                {
+                    errs.add(
+                        "/invoice",
+                        Some(number),
+                        format!(
+                            "the invoice is {}: nothing is left to promise",
+                            row.state.as_str().replace('_', " ")
+                        ),
+                    );
+                    None
+                }
+                Some((inv, _)) => Some(inv.record.currency),
+                None => None,
+            },
+            DScope::Customer(key) => view.customer(key).map(|c| c.record.currency),
+        };
         let promised_on = errs.date("/promised_on", &input.promised_on);
+        if let Some(d) = promised_on.filter(|d| *d < today) {
+            errs.add(
+                "/promised_on",
+                Some(&d.to_string()),
+                format!("is in the past (today is {today} in the organization's time zone)"),
+            );
+        }
         let amount = input.amount.as_ref().and_then(|m| {
             let currency = errs.currency("/amount/currency", &m.currency)?;
+            if let Some(want) = expected_currency.filter(|w| *w != currency) {
+                errs.add(
+                    "/amount/currency",
+                    Some(&m.currency),
+                    format!("must be {}, the currency of what is promised", want.code()),
+                );
+                return None;
+            }
             let minor = errs.positive_amount("/amount/amount", &m.amount, currency)?;
             Some(DMoney { minor, currency })
         });
         let note = errs.opt_text("/note", input.note.as_deref());
-        if input.grace_days.is_some_and(|g| g > 365) {
+        if input.grace_days.is_some_and(|g| g > 90) {
             errs.add(
                 "/grace_days",
                 input.grace_days.map(|g| g.to_string()).as_deref(),
-                "at most 365 days",
+                "at most 90 days",
             );
         }
         errs.check()?;
@@ -542,7 +581,7 @@ pub async fn create_promise(
             .await?;
         Reply::created(
             format!("/api/v1/promises/{id}"),
-            dto::promise(&Stored { id, record: p }, today(&app, &caller).await?),
+            dto::promise(&Stored { id, record: p }, today),
         )
     })
     .await
@@ -724,11 +763,15 @@ pub async fn assign_task(
             .filter(|a| !a.is_empty());
         if let Some(a) = assignee.clone() {
             let users = app.blocking(move |store| Ok(store.users(org)?)).await?;
-            if !users.iter().any(|u| u.email == a && !u.disabled) {
+            // A viewer could not complete the task: only collectors and admins.
+            if !users
+                .iter()
+                .any(|u| u.email == a && !u.disabled && u.role >= Role::Collector)
+            {
                 return Err(ApiError::invalid(
                     "/assignee",
                     Some(&a),
-                    "no active user with this email in your organization",
+                    "no active collector or admin with this email in your organization",
                 ));
             }
         }

@@ -115,6 +115,9 @@ pub fn iso() -> DateFormat {
     DateFormat::parse(DateFormat::ISO).unwrap_or(DateFormat::Strtime("%Y-%m-%d".to_string()))
 }
 
+/// The longest text a field takes (the pages' limit too).
+const MAX_TEXT: usize = 10_000;
+
 /// Collects field errors of a request, to report them all at once.
 #[derive(Default)]
 pub struct Errors(pub Vec<FieldError>);
@@ -173,6 +176,15 @@ impl Errors {
         let t = raw.trim();
         if t.is_empty() {
             self.add(pointer, None, "required value is missing");
+            return None;
+        }
+        // The pages' limit: a note or a reason, not a document.
+        if t.chars().count() > MAX_TEXT {
+            self.add(
+                pointer,
+                None,
+                format!("is longer than {MAX_TEXT} characters"),
+            );
             return None;
         }
         if t.chars()
