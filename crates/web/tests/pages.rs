@@ -1089,6 +1089,10 @@ fn worklist_assign_snooze_and_done() {
     // An unknown task: 404.
     let r = b.post_form("/tasks/999999/done", &[]);
     assert_eq!(r.status, 404);
+    // Not a number: names no task either, and gets the HTML 404 page.
+    let r = b.post_form("/tasks/abc/done", &[]);
+    assert_eq!(r.status, 404);
+    assert!(r.body.contains("<html"), "{}", r.body);
 
     // An open dispute is work too, resolved on the customer's page.
     let href = format!("/customers/{}", support_encode(&customer));

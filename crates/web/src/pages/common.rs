@@ -584,6 +584,28 @@ pub fn one_decimal(v: Option<f64>) -> String {
     }
 }
 
+/// A record's numeric id from the last path segment (`/holds/{id}/end`):
+/// anything else names no record, so it answers the 404 page rather than
+/// axum's plain-text 400.
+pub struct RecordId(pub i64);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for RecordId {
+    type Rejection = crate::problem::PageError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<RecordId, Self::Rejection> {
+        let axum::extract::Path(raw) =
+            axum::extract::Path::<String>::from_request_parts(parts, state)
+                .await
+                .map_err(|e| AppError::NotFound(format!("no such record: {e}")))?;
+        raw.parse::<i64>()
+            .map(RecordId)
+            .map_err(|_| AppError::NotFound(format!("there is no record '{raw}'")).into())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
