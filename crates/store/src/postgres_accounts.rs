@@ -4,7 +4,7 @@
 //! first, so concurrent changes of one user, token or task take turns and
 //! each logs the change it made.
 
-use arflow_domain::dunning::records::{Task, TaskStatus};
+use arflow_domain::dunning::records::Task;
 use arflow_domain::model::Stored;
 use jiff::civil::Date;
 use jiff::{SignedDuration, Timestamp};
@@ -21,8 +21,8 @@ use crate::common::{corrupt, truncate_micros, unknown};
 use crate::dunning_shared::{conflict, not_found};
 use crate::postgres::{PostgresStore, date_text, g};
 use crate::postgres_dunning::{
-    TASK_SELECT, execute, find_customer, find_invoice, insert_event, opt_ts, opt_ts_col,
-    organization, query, query_opt, task_row, ts, ts_col,
+    execute, find_customer, find_invoice, insert_event, load_open_task, opt_ts, opt_ts_col,
+    organization, query, query_opt, ts, ts_col,
 };
 
 const USER_COLUMNS: &str =
@@ -101,16 +101,7 @@ impl PostgresStore {
         event: fn(&Task, &Task) -> crate::events::NewEvent,
     ) -> Result<(), StoreError> {
         self.write(|tx| {
-            let task = query_opt(
-                tx,
-                &format!("{TASK_SELECT} WHERE t.org_id = $1 AND t.id = $2 FOR UPDATE OF t"),
-                &[&org, &id],
-                task_row,
-            )?
-            .ok_or(not_found("task", id))?;
-            if task.record.status == TaskStatus::Done {
-                return Err(conflict(format!("task #{id} is already done")));
-            }
+            let task = load_open_task(tx, org, id)?;
             let after = change(&task.record);
             if after == task.record {
                 return Ok(());

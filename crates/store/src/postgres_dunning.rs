@@ -559,7 +559,17 @@ pub(crate) fn complete_open_task(
     actor: &str,
     now: Timestamp,
 ) -> Result<(), StoreError> {
-    let now = truncate_micros(now);
+    let task = load_open_task(tx, org, id)?;
+    complete_task_row(tx, org, &task, actor, truncate_micros(now))
+}
+
+/// An open task of `org`, its row locked for the rest of the transaction; a
+/// task already done is a conflict.
+pub(crate) fn load_open_task(
+    tx: &mut Transaction<'_>,
+    org: i64,
+    id: i64,
+) -> Result<Stored<Task>, StoreError> {
     let task = query_opt(
         tx,
         &format!("{TASK_SELECT} WHERE t.org_id = $1 AND t.id = $2 FOR UPDATE OF t"),
@@ -570,7 +580,7 @@ pub(crate) fn complete_open_task(
     if task.record.status == TaskStatus::Done {
         return Err(conflict(format!("task #{id} is already done")));
     }
-    complete_task_row(tx, org, &task, actor, now)
+    Ok(task)
 }
 
 /// Inserts one promise (and its `promise.created` event) inside the

@@ -4,7 +4,7 @@
 //! [`crate::sqlite_dunning`]); timestamps are fixed-width text so session and
 //! token expiry and the failed-login window compare correctly in SQL.
 
-use arflow_domain::dunning::records::{Task, TaskStatus};
+use arflow_domain::dunning::records::Task;
 use arflow_domain::model::Stored;
 use jiff::civil::Date;
 use jiff::{SignedDuration, Timestamp};
@@ -21,8 +21,8 @@ use crate::common::{corrupt, unknown};
 use crate::dunning_shared::{conflict, not_found};
 use crate::sqlite::{SqliteStore, date_text, map_err};
 use crate::sqlite_dunning::{
-    TASK_SELECT, col, find_customer, find_invoice, insert_event, opt_ts, opt_ts_col, organization,
-    query, query_opt, task_row, ts, ts_col,
+    col, find_customer, find_invoice, insert_event, load_open_task, opt_ts, opt_ts_col,
+    organization, query, query_opt, ts, ts_col,
 };
 
 const USER_COLUMNS: &str =
@@ -82,20 +82,6 @@ fn token_row(r: &Row<'_>) -> Result<ApiToken, StoreError> {
     })
 }
 
-fn load_task(conn: &Connection, org: i64, id: i64) -> Result<Stored<Task>, StoreError> {
-    let task = query_opt(
-        conn,
-        &format!("{TASK_SELECT} WHERE t.org_id = ?1 AND t.id = ?2"),
-        params![org, id],
-        task_row,
-    )?
-    .ok_or(not_found("task", id))?;
-    if task.record.status == TaskStatus::Done {
-        return Err(conflict(format!("task #{id} is already done")));
-    }
-    Ok(task)
-}
-
 impl SqliteStore {
     /// Changes an open task as `change` says; logs the event `event` builds
     /// unless nothing changed.
@@ -109,7 +95,7 @@ impl SqliteStore {
         event: fn(&Task, &Task) -> crate::events::NewEvent,
     ) -> Result<(), StoreError> {
         self.write(|tx| {
-            let task = load_task(tx, org, id)?;
+            let task = load_open_task(tx, org, id)?;
             let after = change(&task.record);
             if after == task.record {
                 return Ok(());

@@ -541,9 +541,18 @@ pub(crate) fn complete_open_task(
     actor: &str,
     now: Timestamp,
 ) -> Result<(), StoreError> {
-    let now = truncate_micros(now);
+    let task = load_open_task(tx, org, id)?;
+    complete_task_row(tx, org, &task, actor, truncate_micros(now))
+}
+
+/// An open task of `org`; a task already done is a conflict.
+pub(crate) fn load_open_task(
+    conn: &Connection,
+    org: i64,
+    id: i64,
+) -> Result<Stored<Task>, StoreError> {
     let task = query_opt(
-        tx,
+        conn,
         &format!("{TASK_SELECT} WHERE t.org_id = ?1 AND t.id = ?2"),
         params![org, id],
         task_row,
@@ -552,7 +561,7 @@ pub(crate) fn complete_open_task(
     if task.record.status == TaskStatus::Done {
         return Err(conflict(format!("task #{id} is already done")));
     }
-    complete_task_row(tx, org, &task, actor, now)
+    Ok(task)
 }
 
 /// Inserts one promise (and its `promise.created` event) inside the
