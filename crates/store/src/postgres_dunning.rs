@@ -593,27 +593,27 @@ fn insert_promise(
 ) -> Result<i64, StoreError> {
     let (customer_id, invoice_id, customer) = resolve_scope(tx, org, &promise.scope)?;
     let id: i64 = query_opt(
-                tx,
-                "INSERT INTO promises (org_id, customer_id, invoice_id, amount, currency, promised_on, grace_days, made_at, made_by,
-                    note, cancelled_at, cancelled_by)
-                 VALUES ($1, $2, $3, $4, $5, $6::text::date, $7::bigint, $8, $9, $10, $11, $12) RETURNING id",
-                &[
-                    &org,
-                    &customer_id,
-                    &invoice_id,
-                    &promise.amount.map(|m| m.minor),
-                    &promise.amount.map(|m| m.currency.code()),
-                    &date_text(promise.promised_on),
-                    &i64::from(promise.grace_days),
-                    &ts(promise.made_at)?,
-                    &promise.made_by,
-                    &promise.note,
-                    &opt_ts(promise.cancelled_at)?,
-                    &promise.cancelled_by,
-                ],
-                |r| g(r, 0),
-            )?
-            .ok_or_else(|| StoreError::Database("INSERT … RETURNING returned no row".into()))?;
+            tx,
+            "INSERT INTO promises (org_id, customer_id, invoice_id, amount, currency, promised_on, grace_days, made_at, made_by,
+                note, cancelled_at, cancelled_by)
+             VALUES ($1, $2, $3, $4, $5, $6::text::date, $7::bigint, $8, $9, $10, $11, $12) RETURNING id",
+            &[
+                &org,
+                &customer_id,
+                &invoice_id,
+                &promise.amount.map(|m| m.minor),
+                &promise.amount.map(|m| m.currency.code()),
+                &date_text(promise.promised_on),
+                &i64::from(promise.grace_days),
+                &ts(promise.made_at)?,
+                &promise.made_by,
+                &promise.note,
+                &opt_ts(promise.cancelled_at)?,
+                &promise.cancelled_by,
+            ],
+            |r| g(r, 0),
+        )?
+        .ok_or_else(|| StoreError::Database("INSERT … RETURNING returned no row".into()))?;
     insert_event(
         tx,
         org,

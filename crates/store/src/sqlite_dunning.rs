@@ -574,24 +574,24 @@ fn insert_promise(
 ) -> Result<i64, StoreError> {
     let (customer_id, invoice_id, customer) = resolve_scope(tx, org, &promise.scope)?;
     tx.execute(
-            "INSERT INTO promises (org_id, customer_id, invoice_id, amount, currency, promised_on, grace_days, made_at, made_by,
-                note, cancelled_at, cancelled_by) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-            params![
-                org,
-                customer_id,
-                invoice_id,
-                promise.amount.map(|m| m.minor),
-                promise.amount.map(|m| m.currency.code()),
-                date_text(promise.promised_on),
-                promise.grace_days,
-                ts(promise.made_at),
-                promise.made_by,
-                promise.note,
-                opt_ts(promise.cancelled_at),
-                promise.cancelled_by
-            ],
-        )
-        .map_err(map_err)?;
+        "INSERT INTO promises (org_id, customer_id, invoice_id, amount, currency, promised_on, grace_days, made_at, made_by,
+            note, cancelled_at, cancelled_by) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        params![
+            org,
+            customer_id,
+            invoice_id,
+            promise.amount.map(|m| m.minor),
+            promise.amount.map(|m| m.currency.code()),
+            date_text(promise.promised_on),
+            promise.grace_days,
+            ts(promise.made_at),
+            promise.made_by,
+            promise.note,
+            opt_ts(promise.cancelled_at),
+            promise.cancelled_by
+        ],
+    )
+    .map_err(map_err)?;
     let id = tx.last_insert_rowid();
     insert_event(
         tx,
