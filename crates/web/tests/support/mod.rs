@@ -341,11 +341,7 @@ impl Browser {
 
     /// POSTs a form exactly as given (no CSRF token added).
     pub fn post_form_raw(&self, path: &str, fields: &[(&str, &str)]) -> Reply {
-        let mut req = self.agent.post(&self.url(path));
-        if let Some(c) = &self.cookie {
-            req = req.header("Cookie", c);
-        }
-        reply(req.send_form(fields.iter().copied()))
+        self.post_form_with(path, &[], fields)
     }
 
     /// POSTs a form exactly as given, with extra request headers.
